@@ -1,0 +1,1 @@
+"""MediVision: 4x super-resolution of brain MRI."""

@@ -1,0 +1,34 @@
+"""Exponential moving average (EMA) of a network's weights, used for validation, test and export."""
+
+import copy
+
+import torch
+from torch import nn
+
+
+class EMA(nn.Module):
+    """Holds `module`, a copy of a network whose parameters and floating buffers track the live ones.
+
+    At training step n the decay is min(decay, (1 + n) / (10 + n)), so early averages are not dominated by
+    the random initialisation (short runs would otherwise validate a nearly untrained network).
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        super().__init__()
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"model.ema_decay={decay} must be in [0, 1)")
+        self.module = copy.deepcopy(model).requires_grad_(False)
+        self.decay = decay
+
+    @torch.no_grad()
+    def update(self, model: nn.Module, step: int) -> None:
+        """Move the average towards `model`'s current weights and buffers; `step` counts from 0."""
+        n = float(step)
+        weight = 1.0 - min(self.decay, (1.0 + n) / (10.0 + n))
+        ema_params = list(self.module.parameters())
+        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], weight)
+        for ema_buffer, buffer in zip(self.module.buffers(), model.buffers()):
+            if ema_buffer.is_floating_point():
+                ema_buffer.lerp_(buffer, weight)
+            else:
+                ema_buffer.copy_(buffer)

@@ -1,0 +1,161 @@
+"""Training losses: pixel, VGG19 perceptual and adversarial.
+
+All image inputs are [B, 1, H, W] in [0, 1]; every loss returns a scalar tensor.
+"""
+
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import VGG19_Weights
+from torchvision.models.vgg import cfgs, make_layers
+
+PIXEL_KINDS = ("l1", "mse")
+ADVERSARIAL_KINDS = ("vanilla", "lsgan", "hinge", "relativistic")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+_warned_random_vgg = False
+
+
+def pixel_loss(sr: Tensor, hr: Tensor, kind: str = "l1") -> Tensor:
+    """Mean absolute (l1) or squared (mse) error between SR and HR."""
+    if kind == "l1":
+        return F.l1_loss(sr, hr)
+    if kind == "mse":
+        return F.mse_loss(sr, hr)
+    raise ValueError(f"model.loss.pixel.kind={kind!r} is not one of {', '.join(PIXEL_KINDS)}")
+
+
+def vgg19_layer_index(layer: str) -> int:
+    """Index in VGG19's `features` of a conv layer named like 'conv5_4' (its output, before the ReLU)."""
+    index, block, conv = 0, 1, 0
+    for entry in cfgs["E"]:  # VGG19: widths, "M" for max pooling; each conv is followed by a ReLU
+        if entry == "M":
+            index, block, conv = index + 1, block + 1, 0
+            continue
+        conv += 1
+        if f"conv{block}_{conv}" == layer:
+            return index
+        index += 2
+    raise ValueError(f"model.loss.perceptual.layer={layer!r} is not a VGG19 conv layer (conv1_1 ... conv5_4)")
+
+
+def load_vgg19_features(weights: str, upto: int) -> nn.Sequential:
+    """VGG19 `features[: upto + 1]`, frozen and in eval mode.
+
+    weights: 'imagenet' (torchvision IMAGENET1K_V1 from the torch hub cache, downloaded if absent),
+    a path to a VGG19 state dict (full model or `features` only), or 'random' (tests and offline demos only).
+    """
+    global _warned_random_vgg
+    features = make_layers(cfgs["E"])
+    if weights == "imagenet":
+        features.load_state_dict(_features_only(_imagenet_state_dict()))
+    elif weights == "random":
+        if not _warned_random_vgg:
+            warnings.warn(
+                "VGG19 perceptual loss uses RANDOM weights (model.loss.perceptual.weights=random): "
+                "fine for tests and offline demos, not for research results.",
+                stacklevel=2,
+            )
+            _warned_random_vgg = True
+    else:
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"model.loss.perceptual.weights={weights!r}: no such file. Use 'imagenet', 'random' "
+                "or the path of a VGG19 state dict."
+            )
+        state = _features_only(torch.load(path, map_location="cpu", weights_only=True))
+        missing = [key for key in features.state_dict() if key not in state]
+        if missing:
+            raise ValueError(f"{path} is not a VGG19 state dict: it lacks features.{missing[0]} and others")
+        features.load_state_dict(state)
+    features = features[: upto + 1].eval()
+    features.requires_grad_(False)
+    return features
+
+
+def _features_only(state: dict) -> dict:
+    """The `features.*` entries of a full VGG19 state dict without their prefix; others pass unchanged."""
+    if not any(key.startswith("features.") for key in state):
+        return state
+    return {key.removeprefix("features."): value for key, value in state.items() if key.startswith("features.")}
+
+
+def _imagenet_state_dict() -> dict:
+    url = VGG19_Weights.IMAGENET1K_V1.url
+    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    try:
+        return torch.hub.load_state_dict_from_url(url, progress=False, map_location="cpu", weights_only=True)
+    except Exception as error:  # offline: URLError, socket errors, HTTP errors
+        raise RuntimeError(
+            f"VGG19 ImageNet weights are not in the torch hub cache ({target}) and could not be downloaded "
+            f"({type(error).__name__}). Copy vgg19-dcbb9e9d.pth from {url} to {target}, or set "
+            "model.loss.perceptual.weights=/path/to/vgg19.pth (or =random for tests only)."
+        ) from error
+
+
+class PerceptualLoss(nn.Module):
+    """Distance between VGG19 features of SR and HR (Johnson et al. 2016; SRGAN's VGG loss).
+
+    The single channel is repeated to RGB and ImageNet-normalised. The VGG is deliberately not a registered
+    submodule: it is frozen, never in an optimizer, never in a checkpoint, and follows the input's device.
+    """
+
+    def __init__(self, layer: str = "conv5_4", weights: str = "imagenet", criterion: str = "l1"):
+        super().__init__()
+        self.__dict__["vgg"] = load_vgg19_features(weights, vgg19_layer_index(layer))
+        self.criterion = criterion
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def features(self, images: Tensor) -> Tensor:
+        """[B, 1, H, W] in [0, 1] -> VGG features [B, C', H', W']."""
+        vgg = self.__dict__["vgg"]
+        if self.mean.device != next(vgg.parameters()).device:
+            vgg.to(self.mean.device)
+        return vgg((images.expand(-1, 3, -1, -1) - self.mean) / self.std)
+
+    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        with torch.no_grad():
+            target = self.features(hr)
+        return pixel_loss(self.features(sr), target, self.criterion)
+
+
+class AdversarialLoss(nn.Module):
+    """GAN objectives on discriminator logits [B].
+
+    vanilla: binary cross-entropy; lsgan: least squares; hinge; relativistic: relativistic average
+    (ESRGAN), which also needs the real logits in the generator loss.
+    """
+
+    def __init__(self, kind: str = "vanilla"):
+        super().__init__()
+        if kind not in ADVERSARIAL_KINDS:
+            raise ValueError(f"model.loss.adversarial.kind={kind!r} is not one of {', '.join(ADVERSARIAL_KINDS)}")
+        self.kind = kind
+
+    def discriminator(self, real: Tensor, fake: Tensor) -> Tensor:
+        """Loss that trains D to score `real` above `fake`."""
+        if self.kind == "relativistic":
+            real, fake = real - fake.mean(), fake - real.mean()
+        if self.kind == "hinge":
+            return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+        return 0.5 * (self._target(real, True) + self._target(fake, False))
+
+    def generator(self, fake: Tensor, real: Tensor) -> Tensor:
+        """Loss that trains G to make `fake` score as real. `real` is used by the relativistic kind only."""
+        if self.kind == "relativistic":
+            real = real.detach()
+            return 0.5 * (self._target(real - fake.mean(), False) + self._target(fake - real.mean(), True))
+        if self.kind == "hinge":
+            return -fake.mean()
+        return self._target(fake, True)
+
+    def _target(self, logits: Tensor, is_real: bool) -> Tensor:
+        target = torch.full_like(logits, 1.0 if is_real else 0.0)
+        if self.kind == "lsgan":
+            return F.mse_loss(logits, target)
+        return F.binary_cross_entropy_with_logits(logits, target)

@@ -1,0 +1,64 @@
+"""Attention gates for residual blocks: channel, spatial and CBAM (channel then spatial).
+
+CBAM follows Woo et al., "CBAM: Convolutional Block Attention Module" (ECCV 2018).
+Every gate maps features [B, C, H, W] to features of the same shape, rescaled by a gate in (0, 1).
+"""
+
+import torch
+from torch import Tensor, nn
+
+ATTENTION_KINDS = ("none", "channel", "spatial", "cbam")
+
+
+class ChannelGate(nn.Module):
+    """Rescales each channel by sigmoid(MLP(avgpool(x)) + MLP(maxpool(x))), the MLP shared.
+
+    x: [B, C, H, W] -> [B, C, H, W]; the gate is [B, C, 1, 1] in (0, 1).
+    """
+
+    def __init__(self, channels: int, reduction: int = 16):
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.mlp = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        avg = self.mlp(x.mean(dim=(2, 3), keepdim=True))
+        peak = self.mlp(x.amax(dim=(2, 3), keepdim=True))
+        return x * torch.sigmoid(avg + peak)
+
+
+class SpatialGate(nn.Module):
+    """Rescales each position by sigmoid(conv7x7([mean_c(x), max_c(x)])).
+
+    x: [B, C, H, W] -> [B, C, H, W]; the gate is [B, 1, H, W] in (0, 1).
+    """
+
+    def __init__(self, kernel_size: int = 7):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.conv(pooled))
+
+
+class CBAM(nn.Sequential):
+    """Channel gate followed by spatial gate. x: [B, C, H, W] -> [B, C, H, W]."""
+
+    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7):
+        super().__init__(ChannelGate(channels, reduction), SpatialGate(kernel_size))
+
+
+def make_attention(kind: str, channels: int, reduction: int = 16) -> nn.Module:
+    """The gate named by `model.generator.attention`: none | channel | spatial | cbam."""
+    if kind == "none":
+        return nn.Identity()
+    if kind == "channel":
+        return ChannelGate(channels, reduction)
+    if kind == "spatial":
+        return SpatialGate()
+    if kind == "cbam":
+        return CBAM(channels, reduction)
+    raise ValueError(f"model.generator.attention={kind!r} is not one of {', '.join(ATTENTION_KINDS)}")

@@ -1,0 +1,82 @@
+"""SRResNet generator (Ledig et al., 2017) with an attention gate in every residual block."""
+
+import math
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from medivision.models.attention import make_attention
+
+
+class ResidualBlock(nn.Module):
+    """conv-(BN)-PReLU-conv-(BN), then the attention gate, plus the skip. [B, C, H, W] -> same."""
+
+    def __init__(self, channels: int, attention: str, batch_norm: bool, reduction: int):
+        super().__init__()
+        norm = (lambda: nn.BatchNorm2d(channels)) if batch_norm else nn.Identity
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm),
+            norm(),
+            nn.PReLU(channels),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm),
+            norm(),
+        )
+        self.attention = make_attention(attention, channels, reduction)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.attention(self.body(x))
+
+
+class SRResNet(nn.Module):
+    """Maps an LR image [B, in_channels, h, w] in [0, 1] to SR [B, in_channels, scale*h, scale*w].
+
+    The output is not clamped (training sees the raw values); clamp to [0, 1] for display and metrics.
+    Fully convolutional, so any h, w works. With `bicubic_skip`, the network predicts the residual over
+    bicubic upsampling, which trains much faster and starts from the bicubic baseline.
+
+    Args:
+        channels: feature width (64 in the paper).
+        blocks: residual blocks (16 in the paper).
+        scale: 2, 4 or 8; one PixelShuffle x2 stage per factor of two.
+        attention: none | channel | spatial | cbam, in every residual block.
+        batch_norm: BatchNorm in the residual blocks, as in SRResNet.
+        reduction: channel-gate MLP reduction.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 1,
+        channels: int = 64,
+        blocks: int = 16,
+        scale: int = 4,
+        attention: str = "cbam",
+        batch_norm: bool = True,
+        reduction: int = 16,
+        bicubic_skip: bool = True,
+    ):
+        super().__init__()
+        stages = int(math.log2(scale)) if scale > 0 else 0
+        if scale < 2 or 2**stages != scale:
+            raise ValueError(f"model.generator.scale={scale} must be a power of two (2, 4, 8)")
+        if blocks < 1 or channels < 1:
+            raise ValueError(f"model.generator.blocks={blocks} and channels={channels} must be positive")
+        self.scale = scale
+        self.bicubic_skip = bicubic_skip
+        self.head = nn.Sequential(nn.Conv2d(in_channels, channels, 9, padding=4), nn.PReLU(channels))
+        self.body = nn.Sequential(
+            *[ResidualBlock(channels, attention, batch_norm, reduction) for _ in range(blocks)],
+            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm),
+            nn.BatchNorm2d(channels) if batch_norm else nn.Identity(),
+        )
+        upsample = []
+        for _ in range(stages):
+            upsample += [nn.Conv2d(channels, channels * 4, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(channels)]
+        self.upsample = nn.Sequential(*upsample)
+        self.tail = nn.Conv2d(channels, in_channels, 9, padding=4)
+
+    def forward(self, lr: Tensor) -> Tensor:
+        features = self.head(lr)
+        sr = self.tail(self.upsample(features + self.body(features)))
+        if self.bicubic_skip:
+            sr = sr + F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+        return sr

@@ -1,0 +1,84 @@
+import pytest
+import torch
+from torchvision.models import vgg19
+
+import medivision.losses
+
+from medivision.losses import AdversarialLoss, PerceptualLoss, pixel_loss, vgg19_layer_index
+
+
+def test_pixel_loss_kinds():
+    sr, hr = torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5)
+    assert pixel_loss(sr, hr, "l1").item() == pytest.approx(0.5)
+    assert pixel_loss(sr, hr, "mse").item() == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="model.loss.pixel.kind='l3'"):
+        pixel_loss(sr, hr, "l3")
+
+
+def test_vgg_layer_names_map_to_conv_layers():
+    assert vgg19_layer_index("conv1_1") == 0
+    assert vgg19_layer_index("conv2_2") == 7
+    assert vgg19_layer_index("conv5_4") == 34
+    with pytest.raises(ValueError, match="conv6_1"):
+        vgg19_layer_index("conv6_1")
+
+
+def test_perceptual_vgg_is_frozen_unregistered_and_warned_once(monkeypatch, recwarn):
+    monkeypatch.setattr(medivision.losses, "_warned_random_vgg", False)
+    loss = PerceptualLoss("conv2_2", "random")
+    PerceptualLoss("conv1_1", "random")
+    assert len([w for w in recwarn if "RANDOM weights" in str(w.message)]) == 1
+    assert list(loss.parameters()) == []
+    assert loss.state_dict() == {}
+    vgg = loss.__dict__["vgg"]
+    assert not vgg.training and all(not p.requires_grad for p in vgg.parameters())
+    sr = torch.rand(2, 1, 32, 32, requires_grad=True)
+    value = loss(sr, torch.rand(2, 1, 32, 32))
+    value.backward()
+    assert value.item() > 0 and sr.grad is not None
+    assert loss(sr.detach(), sr.detach()).item() == 0.0
+
+
+def test_perceptual_weights_from_a_path(tmp_path):
+    reference = vgg19()
+    path = tmp_path / "vgg19.pth"
+    torch.save(reference.state_dict(), path)
+    loss = PerceptualLoss("conv1_2", str(path))
+    images = torch.rand(1, 1, 16, 16)
+    expected = reference.features[:3].eval()((images.expand(-1, 3, -1, -1) - loss.mean) / loss.std)
+    assert torch.allclose(loss.features(images), expected, atol=1e-5)
+    bad = tmp_path / "other.pth"
+    torch.save({"weight": torch.zeros(1)}, bad)
+    with pytest.raises(ValueError, match="is not a VGG19 state dict"):
+        PerceptualLoss("conv1_2", str(bad))
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        PerceptualLoss("conv1_2", str(tmp_path / "missing.pth"))
+
+
+def test_imagenet_weights_offline_say_where_the_file_goes(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(*args, **kwargs):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(RuntimeError) as error:
+        PerceptualLoss("conv5_4", "imagenet")
+    message = str(error.value)
+    assert str(tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth") in message
+    assert "=random" in message
+
+
+@pytest.mark.parametrize("kind", ["vanilla", "lsgan", "hinge", "relativistic"])
+def test_adversarial_losses_reward_the_right_side(kind):
+    loss = AdversarialLoss(kind)
+    confident_real, confident_fake = torch.full((8,), 3.0), torch.full((8,), -3.0)
+    # D does better when it tells real from fake than when it mixes them up
+    assert loss.discriminator(confident_real, confident_fake) < loss.discriminator(confident_fake, confident_real)
+    # G does better when its fakes score as real
+    assert loss.generator(confident_real, confident_fake) < loss.generator(confident_fake, confident_real)
+
+
+def test_unknown_adversarial_kind_names_the_key():
+    with pytest.raises(ValueError, match="model.loss.adversarial.kind='wgan'"):
+        AdversarialLoss("wgan")

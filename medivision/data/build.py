@@ -1,0 +1,117 @@
+"""Turn a configured source into the cached data set: HR tensors, labels, source splits, provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from medivision.data.cache import cache_key, load_or_build
+from medivision.data.decode import decode_images
+from medivision.data.sources import (
+    DataError,
+    ImageListing,
+    folder_listing,
+    kaggle_listing,
+    mni152_file,
+    volume_files,
+)
+from medivision.data.volumes import decode_volumes
+
+SOURCES = ("kaggle", "folder", "nifti", "mni152")
+
+# How each item's split is stored: what the source says, before train/val/test assignment.
+SOURCE_SPLIT_CODES = {"train": 0, "test": 2, None: -1}
+
+
+def load_source(
+    source: str,
+    root: str | Path | None,
+    hr_size: int,
+    axes: Sequence[str],
+    min_foreground: float,
+    cache_dir: str | Path,
+) -> tuple[dict[str, Any], bool, Path]:
+    """Load a source from the cache, decoding it first when the cache has no matching file.
+
+    Returns (data, cache hit, cache file). data holds:
+      hr           uint8 [N, 1, hr_size, hr_size] in [0, 255]
+      labels       int64 [N], indices into class_names
+      splits       int8 [N], SOURCE_SPLIT_CODES (Kaggle Testing/ is 2, items without a split -1)
+      slice_index  int64 [N], position of a volume slice along its axis; -1 for 2-D images
+      paths        list[str], the file each item came from
+      class_names  list[str]
+      skipped      list[str], files that could not be read; skip_reasons says why
+      num_files    int, files looked at (decoded or skipped)
+    """
+    if source in ("kaggle", "folder"):
+        listing = kaggle_listing(root) if source == "kaggle" else folder_listing(root)
+        files = [item.path for item in listing.items] + [Path(path) for path, _ in listing.skipped]
+        settings = {"source": source, "hr_size": hr_size}
+        build = partial(build_images, listing, hr_size)
+    elif source in ("nifti", "mni152"):
+        files = [mni152_file()] if source == "mni152" else volume_files(root)
+        settings = {
+            "source": source, "hr_size": hr_size, "axes": list(axes), "min_foreground": min_foreground
+        }
+        build = partial(build_volumes, files, axes, min_foreground, hr_size)
+    else:
+        raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
+    path = Path(cache_dir) / f"{source}-{hr_size}px-{cache_key(files, settings)}.pt"
+    data, hit = load_or_build(path, build)
+    return data, hit, path
+
+
+def build_images(listing: ImageListing, hr_size: int) -> dict[str, Any]:
+    """Decode an image listing into the cached form (see load_source)."""
+    hr, kept, failed = decode_images([item.path for item in listing.items], hr_size)
+    items = [listing.items[i] for i in kept]
+    skipped = listing.skipped + failed
+    _require_some(len(items), skipped)
+    return {
+        "hr": torch.from_numpy(hr).unsqueeze(1),
+        "labels": torch.tensor([item.label for item in items], dtype=torch.int64),
+        "splits": torch.tensor([SOURCE_SPLIT_CODES[item.split] for item in items], dtype=torch.int8),
+        "slice_index": torch.full((len(items),), -1, dtype=torch.int64),
+        "paths": [str(item.path) for item in items],
+        "class_names": listing.class_names,
+        "skipped": [path for path, _ in skipped],
+        "skip_reasons": [reason for _, reason in skipped],
+        "num_files": len(items) + len(skipped),
+    }
+
+
+def build_volumes(
+    files: Sequence[Path], axes: Sequence[str], min_foreground: float, hr_size: int
+) -> dict[str, Any]:
+    """Slice NIfTI volumes into the cached form (see load_source); the class is the plane."""
+    slices, failed = decode_volumes(files, axes, min_foreground, hr_size)
+    _require_some(len(files) - len(failed), failed)
+    if len(slices.hr) == 0:
+        raise DataError(
+            f"no slice of {len(files)} volume(s) has more than data.min_foreground={min_foreground} "
+            f"foreground: lower data.min_foreground"
+        )
+    return {
+        "hr": torch.from_numpy(slices.hr).unsqueeze(1),
+        "labels": torch.tensor([list(axes).index(plane) for plane in slices.planes], dtype=torch.int64),
+        "splits": torch.full((len(slices.hr),), SOURCE_SPLIT_CODES[None], dtype=torch.int8),
+        "slice_index": torch.tensor(slices.slice_index, dtype=torch.int64),
+        "paths": [str(files[number]) for number in slices.volume],
+        "class_names": list(axes),
+        "skipped": [path for path, _ in failed],
+        "skip_reasons": [reason for _, reason in failed],
+        "num_files": len(files),
+    }
+
+
+def _require_some(decoded: int, skipped: list[tuple[str, str]]) -> None:
+    if decoded == 0:
+        path, reason = skipped[0]
+        raise DataError(
+            f"none of the {len(skipped)} files could be read, e.g. {path} ({reason}): "
+            f"check data.root and data.source"
+        )

@@ -1,0 +1,245 @@
+"""The LightningDataModule: cached uint8 HR tensors in, {"hr", "lr", "label"} batches out on the device."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+
+from medivision.data import degradations
+from medivision.data.build import SOURCES, load_source
+from medivision.data.dataset import HRDataset
+from medivision.data.splits import SPLITS, make_splits
+from medivision.data.volumes import PLANES
+
+logger = logging.getLogger(__name__)
+
+
+class SRDataModule(L.LightningDataModule):
+    """Brain MRI slices for 4x super-resolution.
+
+    The dataloaders yield {"hr": uint8 [B, 1, hr_size, hr_size], "label": int64 [B]}. Once a batch is
+    on its device, `on_after_batch_transfer` turns it into
+        hr    float [B, 1, hr_size, hr_size] in [0, 1], randomly flipped/rotated when training
+        lr    float [B, 1, hr_size/scale, hr_size/scale] in [0, 1], degrade(hr, scale, degradation)
+        label int64 [B], index into `class_names`
+    so the degradation runs on the GPU and only uint8 HR crosses the bus.
+
+    source: "kaggle" (root holds Training/ and Testing/), "folder" (images below root), "nifti"
+    (a .nii/.nii.gz file or a folder of them) or "mni152" (the template inside nilearn; no root).
+    Volumes are sliced along `axes`, keeping slices with more than `min_foreground` foreground.
+    Decoded images are cached under `cache_dir`; see medivision.data.splits for how splits are made.
+    """
+
+    def __init__(
+        self,
+        source: str = "kaggle",
+        root: str | None = None,
+        hr_size: int = 128,
+        scale: int = 4,
+        degradation: str = "bicubic",
+        batch_size: int = 16,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        augment: bool = True,
+        cache_dir: str = ".cache/medivision",
+        limit: int | None = None,
+        axes: Sequence[str] = PLANES,
+        min_foreground: float = 0.15,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        axes = tuple(axes)
+        _check_arguments(
+            source, root, hr_size, scale, degradation, batch_size, num_workers,
+            val_fraction, test_fraction, limit, axes, min_foreground,
+        )  # fmt: skip
+        self.source = source
+        self.root = root
+        self.hr_size = hr_size
+        self.scale = scale
+        self.degradation = degradation
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_fraction = val_fraction
+        self.test_fraction = test_fraction
+        self.seed = seed
+        self.augment = augment
+        self.cache_dir = cache_dir
+        self.limit = limit
+        self.axes = axes
+        self.min_foreground = min_foreground
+        self.pin_memory = pin_memory
+
+        self.class_names: list[str] = []
+        self.duplicates_removed = 0
+        self.repeats_removed = 0
+        self.num_skipped = 0
+        self.sizes: dict[str, int] = {}
+        self.cache_path: Path | None = None
+        self.cache_hit: bool | None = None
+        self.train_set: HRDataset | None = None
+        self.val_set: HRDataset | None = None
+        self.test_set: HRDataset | None = None
+
+    def prepare_data(self) -> None:
+        """Build the cache file if it is missing (Lightning runs this on one process per node)."""
+        self._load()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Load the cache (building it if prepare_data did not) and make all three splits, once."""
+        if self.train_set is not None:
+            return
+        data, self.cache_hit, self.cache_path = self._load()
+        self.class_names = list(data["class_names"])
+        self.num_skipped = len(data["skipped"])
+        if self.num_skipped:
+            warnings.warn(_skipped_message(data), stacklevel=2)
+
+        made = make_splits(data, self.val_fraction, self.test_fraction, self.seed, self.limit)
+        self.duplicates_removed, self.repeats_removed = made.duplicates_removed, made.repeats_removed
+        self.train_set, self.val_set, self.test_set = (_subset(data, rows) for rows in made.rows)
+        self.sizes = {name: len(dataset) for name, dataset in zip(SPLITS, self._datasets())}
+        logger.info("%s", self.summary())
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._ready(self.train_set), shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._ready(self.val_set), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._ready(self.test_set), shuffle=False)
+
+    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
+        """uint8 HR on the device -> float HR in [0, 1] (augmented when training) and its LR."""
+        hr = batch["hr"]
+        hr = hr.float().div_(255.0) if hr.dtype == torch.uint8 else hr.float()
+        if self.augment and self.trainer is not None and self.trainer.training:
+            hr = degradations.augment(hr)
+        lr = degradations.degrade(hr, self.scale, self.degradation)
+        return {"hr": hr, "lr": lr, "label": batch["label"]}
+
+    def summary(self) -> str:
+        """Image counts per split and class, duplicates removed, files skipped and the cache file."""
+        if self.train_set is None:
+            return f"{self.source} data: not set up"
+        width = max(len(name) for name in [*self.class_names, "total", "split"]) + 2
+        lines = [
+            f"{self.source} data, {self.hr_size}x{self.hr_size} HR, {self.hr_size // self.scale}x"
+            f"{self.hr_size // self.scale} LR ({self.degradation})",
+            "split".ljust(8) + "".join(name.rjust(width) for name in [*self.class_names, "total"]),
+        ]
+        for name, dataset in zip(SPLITS, self._datasets()):
+            counts = dataset.class_counts(len(self.class_names))
+            lines.append(name.ljust(8) + "".join(str(n).rjust(width) for n in [*counts, len(dataset)]))
+        lines.append(
+            f"removed {self.duplicates_removed} exact duplicates across splits and {self.repeats_removed} "
+            f"repeated copies; skipped {self.num_skipped} unreadable files; "
+            f"cache {'hit' if self.cache_hit else 'built'}: {self.cache_path}"
+        )
+        return "\n".join(lines)
+
+    def _load(self) -> tuple[dict[str, Any], bool, Path]:
+        return load_source(
+            self.source, self.root, self.hr_size, self.axes, self.min_foreground, self.cache_dir
+        )
+
+    def _datasets(self) -> tuple[HRDataset, HRDataset, HRDataset]:
+        return self._ready(self.train_set), self._ready(self.val_set), self._ready(self.test_set)
+
+    def _ready(self, dataset: HRDataset | None) -> HRDataset:
+        if dataset is None:
+            raise RuntimeError("call SRDataModule.setup() before asking for data")
+        return dataset
+
+    def _loader(self, dataset: HRDataset, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            # Dropping the ragged last batch keeps batch statistics steady, unless it would drop everything.
+            drop_last=shuffle and len(dataset) > self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+        )
+
+
+def _subset(data: dict[str, Any], index: np.ndarray) -> HRDataset:
+    rows = torch.from_numpy(index)
+    return HRDataset(
+        data["hr"][rows], data["labels"][rows], [data["paths"][i] for i in index], data["slice_index"][rows]
+    )
+
+
+def _skipped_message(data: dict[str, Any]) -> str:
+    shown = 10
+    listed = "; ".join(
+        f"{path} ({reason})" for path, reason in zip(data["skipped"][:shown], data["skip_reasons"][:shown])
+    )
+    more = len(data["skipped"]) - shown
+    return (
+        f"skipped {len(data['skipped'])} of {data['num_files']} files that could not be read: {listed}"
+        + (f"; and {more} more" if more > 0 else "")
+    )
+
+
+def _check_arguments(
+    source: str,
+    root: str | None,
+    hr_size: int,
+    scale: int,
+    degradation: str,
+    batch_size: int,
+    num_workers: int,
+    val_fraction: float,
+    test_fraction: float,
+    limit: int | None,
+    axes: tuple[str, ...],
+    min_foreground: float,
+) -> None:
+    """Fail before any file is read, naming the config key that is wrong."""
+    problems = []
+    if source not in SOURCES:
+        problems.append(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
+    elif root is None and source != "mni152":
+        problems.append(f"data.root is not set: data.source={source} reads its files from data.root")
+    if scale < 1 or hr_size < 1:
+        problems.append(f"data.hr_size={hr_size} and data.scale={scale} must be positive")
+    elif hr_size % scale:
+        problems.append(f"data.hr_size={hr_size} is not divisible by data.scale={scale}")
+    if degradation not in degradations.DEGRADATIONS:
+        problems.append(
+            f"data.degradation={degradation!r} is not one of {', '.join(degradations.DEGRADATIONS)}"
+        )
+    if batch_size < 1:
+        problems.append(f"data.batch_size={batch_size} must be at least 1")
+    if num_workers < 0:
+        problems.append(f"data.num_workers={num_workers} must be 0 or more")
+    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
+        if not 0 <= value < 1:
+            problems.append(f"data.{key}={value} must be in [0, 1)")
+    if val_fraction + test_fraction >= 1:
+        problems.append(
+            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction} leaves no training data"
+        )
+    if limit is not None and limit < 1:
+        problems.append(f"data.limit={limit} must be at least 1, or null for no limit")
+    if not axes or len(set(axes)) != len(axes) or not set(axes) <= set(PLANES):
+        problems.append(f"data.axes={list(axes)} must be distinct planes from {', '.join(PLANES)}")
+    if not 0 <= min_foreground < 1:
+        problems.append(f"data.min_foreground={min_foreground} must be in [0, 1)")
+    if problems:
+        raise ValueError("; ".join(problems))

@@ -1,0 +1,30 @@
+"""The HR images of one split, held in memory as uint8 tensors."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+
+class HRDataset(Dataset):
+    """Items are {"hr": uint8 [1, H, W] in [0, 255], "label": int64 scalar}; nothing is decoded per item.
+
+    hr: uint8 [N, 1, H, W]; labels: int64 [N]; paths: the file each item came from; slice_index:
+    int64 [N], the slice position for volume slices, -1 for 2-D images (for tracing an item back).
+    """
+
+    def __init__(self, hr: Tensor, labels: Tensor, paths: list[str], slice_index: Tensor) -> None:
+        self.hr = hr
+        self.labels = labels
+        self.paths = paths
+        self.slice_index = slice_index
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        return {"hr": self.hr[index], "label": self.labels[index]}
+
+    def class_counts(self, num_classes: int) -> list[int]:
+        return torch.bincount(self.labels, minlength=num_classes).tolist()

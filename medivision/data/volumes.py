@@ -1,0 +1,118 @@
+"""Slice 3-D NIfTI volumes into 2-D HR images, one class per anatomical plane."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import nibabel as nib
+import numpy as np
+
+from medivision.data.decode import map_with_progress, to_hr
+from medivision.data.sources import DataError
+
+# Array axes 0, 1, 2 of a volume in RAS+ orientation (nibabel's closest canonical).
+PLANES = ("sagittal", "coronal", "axial")
+
+# A voxel counts as foreground above this fraction of the volume's (scaled) maximum.
+FOREGROUND_LEVEL = 0.05
+
+
+class VolumeSlices(NamedTuple):
+    hr: np.ndarray  # uint8 [N, size, size]
+    planes: list[str]  # plane of each slice
+    slice_index: list[int]  # position of each slice along its plane's axis
+    volume: list[int]  # index into the decoded file list
+
+
+def read_volume(path: str | Path) -> np.ndarray:
+    """Read a 3-D NIfTI volume in RAS+ orientation, scaled to [0, 1].
+
+    Returns float32 [X, Y, Z]. Intensities are divided by the 99.5th percentile of the positive voxels
+    and clipped to [0, 1]: MR intensities have no absolute scale, and the percentile (rather than the
+    maximum) keeps a few hot voxels from darkening the whole volume. Trailing singleton dimensions
+    are dropped; any other 4-D volume is an error.
+    """
+    img = nib.squeeze_image(nib.load(str(path)))
+    if img.ndim != 3:
+        raise DataError(
+            f"{path} is {img.ndim}-D with shape {img.shape}: give one 3-D volume per file "
+            f"(split a series with nibabel.funcs.four_to_three or fslsplit)"
+        )
+    # Reorienting makes axis 0/1/2 sagittal/coronal/axial whatever order the scanner stored.
+    data = np.asarray(nib.as_closest_canonical(img).dataobj, dtype=np.float32)
+    positive = data[data > 0]
+    if positive.size == 0:
+        raise ValueError("volume has no positive voxels")
+    return np.clip(data / np.percentile(positive, 99.5), 0.0, 1.0)
+
+
+def slice_volume(
+    volume: np.ndarray, axes: Sequence[str], min_foreground: float
+) -> list[tuple[str, int, np.ndarray]]:
+    """Cut a volume into 2-D slices along the given planes, dropping nearly empty ones.
+
+    volume: float [X, Y, Z] in [0, 1], RAS+. The volume is first cropped to the bounding box of its
+    foreground (plus a small margin) so the head fills the HR frame rather than the scanner's empty
+    field of view. Returns (plane, index in the uncropped volume, float [rows, cols] in [0, 1]) for
+    every slice whose fraction of foreground voxels (within the box) exceeds `min_foreground`; the
+    edge slices that only graze the head are dropped. Slices are rotated so superior (or anterior,
+    for axial) is up.
+    """
+    box = _foreground_box(volume > FOREGROUND_LEVEL, margin=2)
+    volume = volume[box]
+    foreground = volume > FOREGROUND_LEVEL
+    slices = []
+    for plane in axes:
+        axis = PLANES.index(plane)
+        other = tuple(a for a in range(3) if a != axis)
+        fractions = foreground.mean(axis=other)
+        stack = np.moveaxis(volume, axis, 0)
+        for index in np.flatnonzero(fractions > min_foreground):
+            slices.append((plane, int(index) + box[axis].start, np.rot90(stack[index])))
+    return slices
+
+
+def _foreground_box(foreground: np.ndarray, margin: int) -> tuple[slice, ...]:
+    box = []
+    for axis in range(foreground.ndim):
+        present = np.flatnonzero(foreground.any(axis=tuple(a for a in range(foreground.ndim) if a != axis)))
+        start, stop = (present[0], present[-1] + 1) if present.size else (0, foreground.shape[axis])
+        box.append(slice(max(0, start - margin), min(foreground.shape[axis], stop + margin)))
+    return tuple(box)
+
+
+def decode_volumes(
+    files: Sequence[Path], axes: Sequence[str], min_foreground: float, size: int = 128
+) -> tuple[VolumeSlices, list[tuple[str, str]]]:
+    """Slice every volume into HR images, skipping files that cannot be read.
+
+    Returns (the slices, [(path, reason)] for each unreadable file). Dimensionality errors
+    (DataError) are raised instead: they mean the wrong kind of data was given, not a bad file.
+    """
+
+    def decode_one(path: Path) -> list[tuple[str, int, np.ndarray]] | str:
+        try:
+            volume = read_volume(path)
+        except DataError:
+            raise
+        except Exception as err:  # a corrupt or empty volume is skipped, not fatal
+            return f"{type(err).__name__}: {err}"
+        slices = slice_volume(volume, axes, min_foreground)
+        return [(plane, index, to_hr(image, size)) for plane, index, image in slices]
+
+    results = map_with_progress(decode_one, files, "volumes")
+    hr, planes, slice_index, volume = [], [], [], []
+    failed = []
+    for number, (path, result) in enumerate(zip(files, results)):
+        if isinstance(result, str):
+            failed.append((str(path), result))
+            continue
+        for plane, index, image in result:
+            hr.append(image)
+            planes.append(plane)
+            slice_index.append(index)
+            volume.append(number)
+    stacked = np.stack(hr) if hr else np.zeros((0, size, size), dtype=np.uint8)
+    return VolumeSlices(stacked, planes, slice_index, volume), failed

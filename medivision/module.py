@@ -1,0 +1,168 @@
+"""The LightningModule: SRResNet pixel-loss pretraining, then the SRGAN stage, with an EMA generator."""
+
+from collections.abc import Callable, Sequence
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from medivision.checkpoints import load_checkpoint
+from medivision.data.degradations import upsample_bicubic
+from medivision.ema import EMA
+from medivision.losses import AdversarialLoss, PerceptualLoss, pixel_loss
+from medivision.models import Discriminator, SRResNet
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+def _metrics() -> nn.ModuleDict:
+    """PSNR/SSIM of the model and of the bicubic baseline; images in [0, 1], PSNR per image then averaged."""
+    return nn.ModuleDict({
+        "psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
+        "ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+        "bicubic_psnr": PeakSignalNoiseRatio(data_range=1.0, dim=(1, 2, 3)),
+        "bicubic_ssim": StructuralSimilarityIndexMeasure(data_range=1.0),
+    })
+
+
+class SRModule(L.LightningModule):
+    """4x super-resolution of batches {"lr": [B,1,32,32], "hr": [B,1,128,128]}, both float in [0, 1].
+
+    For the first `pretrain_epochs` epochs (or always, when `gan` is false) the generator learns from the
+    pixel loss alone. Then each batch runs a discriminator block and a generator block (pixel + perceptual +
+    adversarial), each under `toggled_optimizer`. A term whose weight is 0 is not computed; with an
+    adversarial weight of 0 no discriminator is built. Validation, test and export use the EMA generator.
+    Lightning's `global_step` counts optimizer steps (two per GAN batch), so schedules count epochs.
+    """
+
+    def __init__(
+        self,
+        generator: dict,
+        discriminator: dict,
+        loss: dict,
+        optimizer_g: OptimizerFactory,
+        optimizer_d: OptimizerFactory,
+        gan: bool = True,
+        pretrain_epochs: int = 0,
+        ema_decay: float = 0.999,
+        gradient_clip: float = 0.0,
+        lr_milestones: Sequence[int] = (),
+        lr_gamma: float = 0.5,
+        init_from: str | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer_g", "optimizer_d"])
+        self.automatic_optimization = False
+        for name in ("pixel", "perceptual", "adversarial"):
+            if loss[name]["weight"] < 0:
+                raise ValueError(f"model.loss.{name}.weight={loss[name]['weight']} must be >= 0")
+        if pretrain_epochs < 0:
+            raise ValueError(f"model.pretrain_epochs={pretrain_epochs} must be >= 0")
+        self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
+        self.loss_cfg = loss
+        self.generator = SRResNet(**generator)
+        if init_from:
+            self.generator.load_state_dict(_ema_generator_weights(init_from))
+        self.ema = EMA(self.generator, ema_decay)
+        self.scale = self.generator.scale
+        uses_adversarial = gan and loss["adversarial"]["weight"] > 0
+        self.discriminator = Discriminator(**discriminator) if uses_adversarial else None
+        self.adversarial = AdversarialLoss(loss["adversarial"]["kind"])
+        perceptual = loss["perceptual"]
+        self.perceptual = (
+            PerceptualLoss(perceptual["layer"], perceptual["weights"], perceptual["criterion"])
+            if gan and perceptual["weight"] > 0
+            else None
+        )
+        self.metrics = nn.ModuleDict({"val": _metrics(), "test": _metrics()})
+
+    @property
+    def gan_stage(self) -> bool:
+        return self.hparams.gan and self.current_epoch >= self.hparams.pretrain_epochs
+
+    def forward(self, lr: Tensor) -> Tensor:
+        """EMA generator: LR [B, 1, h, w] in [0, 1] -> SR [B, 1, 4h, 4w] clamped to [0, 1]."""
+        return self.ema.module(lr).clamp(0.0, 1.0)
+
+    def training_step(self, batch: dict, batch_idx: int) -> None:
+        lr, hr = batch["lr"], batch["hr"]
+        optimizers = self.optimizers()
+        opt_g, opt_d = optimizers if isinstance(optimizers, list) else (optimizers, None)
+        sr = self.generator(lr)
+        losses = {}
+        if self.gan_stage and opt_d is not None:
+            with self.toggled_optimizer(opt_d):
+                real_logits = self.discriminator(hr)
+                losses["d_loss"] = self.adversarial.discriminator(real_logits, self.discriminator(sr.detach()))
+                self._optimize(opt_d, losses["d_loss"])
+        with self.toggled_optimizer(opt_g):
+            losses.update(self.generator_losses(sr, hr))
+            self._optimize(opt_g, losses["g_loss"])
+        self.ema.update(self.generator, self.global_step)
+        self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True, on_epoch=True,
+                      batch_size=hr.shape[0])
+
+    def generator_losses(self, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
+        """Weighted loss terms for the generator and their sum "g_loss"; only the pixel term in pretraining."""
+        cfg = self.loss_cfg
+        losses = {"pixel": cfg["pixel"]["weight"] * pixel_loss(sr, hr, cfg["pixel"]["kind"])}
+        if self.gan_stage and self.perceptual is not None:
+            losses["perceptual"] = cfg["perceptual"]["weight"] * self.perceptual(sr, hr)
+        if self.gan_stage and self.discriminator is not None:
+            real = self.discriminator(hr).detach() if self.adversarial.kind == "relativistic" else None
+            losses["adversarial"] = cfg["adversarial"]["weight"] * self.adversarial.generator(
+                self.discriminator(sr), real
+            )
+        losses["g_loss"] = sum(losses.values())
+        return losses
+
+    def _optimize(self, optimizer, loss: Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        if self.hparams.gradient_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip,
+                                gradient_clip_algorithm="norm")
+        optimizer.step()
+
+    def on_train_epoch_end(self) -> None:
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            if scheduler is not None:
+                scheduler.step()
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        return self._evaluate(batch, "test")
+
+    def _evaluate(self, batch: dict, stage: str) -> dict[str, Tensor]:
+        lr, hr = batch["lr"], batch["hr"]
+        sr = self(lr)
+        bicubic = upsample_bicubic(lr, self.scale)
+        metrics = self.metrics[stage]
+        for name, image in (("psnr", sr), ("ssim", sr), ("bicubic_psnr", bicubic), ("bicubic_ssim", bicubic)):
+            metrics[name].update(image, hr)
+            self.log(f"{stage}/{name}", metrics[name], on_epoch=True, batch_size=hr.shape[0])
+        return {"sr": sr, "bicubic": bicubic}
+
+    def configure_optimizers(self):
+        optimizers = [self.optimizer_g(self.generator.parameters())]
+        if self.discriminator is not None:
+            optimizers.append(self.optimizer_d(self.discriminator.parameters()))
+        schedulers = [
+            torch.optim.lr_scheduler.MultiStepLR(opt, list(self.hparams.lr_milestones), self.hparams.lr_gamma)
+            for opt in optimizers
+        ]
+        return optimizers, schedulers
+
+
+def _ema_generator_weights(path: str) -> dict[str, Tensor]:
+    """The EMA generator's state dict from a MediVision checkpoint (to start the GAN stage from SRResNet)."""
+    state = load_checkpoint(path)["state_dict"]
+    prefix = "ema.module."
+    weights = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    if not weights:
+        raise ValueError(f"model.init_from={path} holds no EMA generator weights (keys 'ema.module.*')")
+    return weights

@@ -1,0 +1,65 @@
+"""`python -m medivision.train [+experiment=NAME] [key=value ...]`: compose, build, fit, test, report.
+
+Returns the value of `optimized_metric` for the best checkpoint, so Hydra sweepers can maximise it.
+"""
+
+from pathlib import Path
+
+import hydra
+import lightning as L
+import wandb
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from medivision.report import metrics_table
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Fit `cfg.model` on `cfg.data`, validate (and test) the best checkpoint, print where things are."""
+    L.seed_everything(cfg.seed, workers=True)
+    datamodule = instantiate(cfg.data)
+    module = instantiate(cfg.model)
+    loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
+    callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    try:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        checkpoint = best or None
+        results = {"val": trainer.validate(module, datamodule=datamodule, ckpt_path=checkpoint)[0]}
+        if cfg.test:
+            results["test"] = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint)[0]
+        if trainer.is_global_zero:
+            _print_summary(cfg, trainer, results, best, loggers)
+    finally:
+        wandb.finish()
+    return results["val"].get(cfg.optimized_metric)
+
+
+def _print_summary(cfg: DictConfig, trainer: L.Trainer, results: dict, best: str, loggers: list) -> None:
+    print(f"\nPSNR/SSIM of the best checkpoint by {trainer.checkpoint_callback.monitor}:" if best else "\nPSNR/SSIM:")
+    print(metrics_table(results))
+    run_dir = Path(trainer.default_root_dir)
+    print(f"\nrun directory:  {run_dir}")
+    print(f"checkpoints:    {best or 'none'} (and last.ckpt beside it)")
+    print(f"sample panels:  {run_dir / 'samples'}")
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            run = logger.experiment
+            where = Path(run.dir).parent
+            sync = f" (sync with: wandb sync {where})" if run.settings.mode == "offline" else ""
+            print(f"W&B run:        {where}{sync}")
+        else:
+            print(f"{type(logger).__name__}:      {logger.log_dir}")
+
+
+if __name__ == "__main__":
+    main()

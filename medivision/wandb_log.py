@@ -1,0 +1,64 @@
+"""Reading W&B's local run log (`run-<id>.wandb`) without a server, e.g. for offline runs.
+
+The file is W&B's record log: a 7-byte header (":W&B", magic 0xBEE1, version), then 32 KiB blocks of
+records, each with a 7-byte header (CRC32C, length, type: full/first/middle/last) and a chunk of a
+serialised `wandb_internal_pb2.Record`. Records that span blocks are split into first/middle/last chunks.
+"""
+
+import json
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+from wandb.proto import wandb_internal_pb2
+
+BLOCK_SIZE = 32 * 1024
+HEADER_SIZE = 7
+FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
+
+
+def read_records(path: str | Path) -> Iterator[wandb_internal_pb2.Record]:
+    """Every record of a `.wandb` file, in order."""
+    data = Path(path).read_bytes()
+    if data[:4] != b":W&B":
+        raise ValueError(f"{path} is not a W&B run log (.wandb): its header is {data[:4]!r}")
+    position, pending = HEADER_SIZE, b""
+    while position + HEADER_SIZE <= len(data):
+        left_in_block = BLOCK_SIZE - position % BLOCK_SIZE
+        if left_in_block < HEADER_SIZE:  # the writer pads block tails too short for a header
+            position += left_in_block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[position:position + HEADER_SIZE])
+        chunk = data[position + HEADER_SIZE:position + HEADER_SIZE + length]
+        position += HEADER_SIZE + length
+        if kind in (FULL, LAST):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending + chunk)
+            pending = b""
+            yield record
+        elif kind in (FIRST, MIDDLE):
+            pending += chunk
+        else:  # zero padding at the end of a file still being written
+            break
+
+
+def read_run(path: str | Path) -> dict:
+    """The run's id, name, group, config and history rows ({metric: value}) from a `.wandb` file."""
+    run = {"id": None, "name": None, "group": None, "config": {}, "history": []}
+    for record in read_records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run.update(id=record.run.run_id, name=record.run.display_name, group=record.run.run_group)
+        elif kind == "config":
+            for item in record.config.update:
+                run["config"][item.key] = json.loads(item.value_json)
+        elif kind == "history":
+            run["history"].append({
+                item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item
+            })
+    return run
+
+
+def find_run_logs(directory: str | Path) -> list[Path]:
+    """All `run-*.wandb` files below `directory`, sorted."""
+    return sorted(Path(directory).rglob("run-*.wandb"))

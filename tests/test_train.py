@@ -1,0 +1,141 @@
+"""Training end to end on a generated Kaggle-layout folder, with the real configs and a real Trainer."""
+
+import lightning as L
+import pytest
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+from medivision.checkpoints import load_checkpoint
+from medivision.train import train
+from tests.training import CONF_DIR, compose_train, tiny
+
+EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
+
+
+@pytest.fixture(autouse=True)
+def offline_wandb(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_composes_and_instantiates(experiment, kaggle_root, tmp_path):
+    overrides = [f"+experiment={experiment}", f"data.root={kaggle_root}", f"paths.output_dir={tmp_path}",
+                 f"data.cache_dir={tmp_path / 'cache'}", "model.loss.perceptual.weights=random"]
+    cfg = compose_train(overrides)
+    datamodule = instantiate(cfg.data)
+    module = instantiate(cfg.model)
+    callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
+    loggers = [instantiate(logger) for logger in (cfg.logger or {}).values()]
+    trainer = instantiate(cfg.trainer, logger=loggers, callbacks=callbacks)
+    assert isinstance(trainer, L.Trainer) and isinstance(module, L.LightningModule)
+    assert isinstance(datamodule, L.LightningDataModule)
+    assert cfg.group == experiment
+
+
+def test_experiment_values_win_over_defaults(tmp_path):
+    cfg = compose_train(["+experiment=demo", f"paths.output_dir={tmp_path}"])
+    assert cfg.data.source == "mni152" and cfg.trainer.accelerator == "cpu"
+    assert cfg.model.generator.channels == 32 and cfg.model.loss.perceptual.weights == "random"
+    ablation = compose_train(["+experiment=cbam_ablation", "data.root=/x", f"paths.output_dir={tmp_path}"])
+    assert ablation.model.loss.perceptual.weights == "imagenet"  # research config: no silent fallback
+
+
+def test_user_overrides_do_what_they_say(kaggle_root, tmp_path):
+    cfg = compose_train(tiny(kaggle_root, tmp_path, "model.generator.blocks=3", "model.loss.adversarial.weight=0",
+                             "trainer.max_epochs=3", "logger=csv"))
+    module = instantiate(cfg.model)
+    residual_blocks = [m for m in module.generator.body if type(m).__name__ == "ResidualBlock"]
+    assert len(residual_blocks) == 3
+    assert module.discriminator is None and len(module.configure_optimizers()[0]) == 1
+    assert instantiate(cfg.trainer).max_epochs == 3
+    assert [type(instantiate(c)) for c in cfg.logger.values()] == [CSVLogger]
+
+
+@pytest.mark.parametrize("override, key", [
+    ("model.generator.attention=se", "model.generator.attention='se'"),
+    ("model.loss.adversarial.weight=-1", "model.loss.adversarial.weight=-1"),
+    ("model.loss.adversarial.kind=wgan", "model.loss.adversarial.kind='wgan'"),
+])
+def test_bad_model_values_fail_at_instantiation_naming_the_key(override, key, kaggle_root, tmp_path):
+    cfg = compose_train(tiny(kaggle_root, tmp_path, override))
+    with pytest.raises(Exception, match=key.replace("[", r"\[")):
+        instantiate(cfg.model)
+
+
+@pytest.mark.parametrize("stage, pretrain_epochs, steps_per_batch", [("pretrain", 1, 1), ("gan", 0, 2)])
+def test_two_step_fit_of_each_stage(stage, pretrain_epochs, steps_per_batch, kaggle_root, tmp_path):
+    cfg = compose_train(tiny(kaggle_root, tmp_path, f"model.pretrain_epochs={pretrain_epochs}", "logger=csv"))
+    metric = train(cfg)
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert checkpoint["global_step"] == 2 * steps_per_batch  # Lightning counts optimizer steps
+    keys = checkpoint["state_dict"].keys()
+    assert not any("vgg" in key or key.startswith("perceptual") for key in keys)
+    assert any(key.startswith("ema.module.") for key in keys)
+    assert any(key.startswith("discriminator.") for key in keys)
+    assert metric is not None and 5 < metric < 60
+    assert (tmp_path / "samples" / "val_epoch000.png").is_file()
+
+
+class StepWatcher(L.Callback):
+    """Snapshots G and D weights before each optimizer step and after the batch."""
+
+    def __init__(self):
+        self.snapshots = []
+
+    def _snapshot(self, module):
+        return {name: [p.detach().clone() for p in getattr(module, name).parameters()]
+                for name in ("generator", "discriminator")} | {
+            "d_grads": [p.grad for p in module.discriminator.parameters()]}
+
+    def on_before_optimizer_step(self, trainer, module, optimizer):
+        self.snapshots.append(self._snapshot(module))
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
+        self.snapshots.append(self._snapshot(module))
+
+
+def _same(a, b):
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_discriminator_step_leaves_generator_unchanged_and_vice_versa(kaggle_root, tmp_path):
+    cfg = compose_train(tiny(kaggle_root, tmp_path, "model.pretrain_epochs=0", "logger=none",
+                             "trainer.limit_train_batches=1"))
+    watcher = StepWatcher()
+    module = instantiate(cfg.model)
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[watcher], enable_checkpointing=False)
+    trainer.fit(module, datamodule=instantiate(cfg.data))
+    before_d, before_g, after = watcher.snapshots  # before D's step, before G's step, after the batch
+    assert _same(before_d["generator"], before_g["generator"])  # the D step did not touch G
+    assert not _same(before_d["discriminator"], before_g["discriminator"])  # ... but did train D
+    assert _same(before_g["discriminator"], after["discriminator"])  # the G step did not touch D
+    assert not _same(before_g["generator"], after["generator"])  # ... but did train G
+    assert all(grad is None for grad in before_g["d_grads"])  # G's backward left no gradient on D
+
+
+def test_resume_from_last_checkpoint_continues_the_step_count(kaggle_root, tmp_path):
+    first = compose_train(tiny(kaggle_root, tmp_path, "model.pretrain_epochs=1", "logger=none"))
+    train(first)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["global_step"] == 2
+    second = compose_train(tiny(kaggle_root, tmp_path, "model.pretrain_epochs=1", "logger=none",
+                                "trainer.max_epochs=2", "ckpt_path=last"))
+    train(second)
+    resumed = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert resumed["epoch"] == 1 and resumed["global_step"] == 2 + 4  # epoch 2 is a GAN epoch
+
+
+def test_wandb_offline_run_logs_metrics_and_panels(kaggle_root, tmp_path):
+    from medivision.wandb_log import find_run_logs, read_run
+
+    cfg = compose_train(tiny(kaggle_root, tmp_path, "group=unit", "run_name=tiny"))
+    train(cfg)
+    (log,) = find_run_logs(tmp_path / "wandb")
+    run = read_run(log)
+    assert run["group"] == "unit" and run["name"] == "tiny"
+    keys = {key for row in run["history"] for key in row}
+    assert {"val/psnr", "val/ssim", "val/bicubic_psnr", "val/bicubic_ssim", "train/g_loss_step"} <= keys
+    assert any(key.startswith("val/samples") for key in keys)
+    assert run["config"]["model"]["value"]["generator"]["channels"] == 8
+    assert isinstance(instantiate(cfg.logger.wandb), WandbLogger)

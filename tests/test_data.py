@@ -432,6 +432,19 @@ def test_nifti_split_keeps_slice_blocks_whole(box_volume, tmp_path):
     assert sum(dm.sizes.values()) == 28 + 40 + 30  # every kept slice is in exactly one split
 
 
+def test_thick_slices_are_resampled_to_square_pixels(tmp_path):
+    data = np.zeros((48, 56, 40), dtype=np.float32)
+    data[10:38, 8:48, 5:35] = np.random.default_rng(0).uniform(500, 1000, (28, 40, 30))
+    path = tmp_path / "thick.nii.gz"
+    nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 4.0, 1.0])), str(path))
+    dm = SRDataModule(source="nifti", root=str(path), axes=["coronal"], cache_dir=str(tmp_path))
+    dm.setup()
+    rows, columns = np.nonzero(dm.train_set.hr[0, 0].numpy())
+    # The box is 28 mm wide (x) and 120 mm tall (z, 30 voxels of 4 mm), in a 136 mm crop.
+    assert 100 <= rows.max() - rows.min() + 1 <= 120
+    assert 20 <= columns.max() - columns.min() + 1 <= 34
+
+
 def test_mni152_demo_set(tmp_path, capsys):
     dm = SRDataModule(source="mni152", cache_dir=str(tmp_path))
     dm.setup()

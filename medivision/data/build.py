@@ -60,7 +60,8 @@ def load_source(
         build = partial(build_volumes, files, axes, min_foreground, hr_size)
     else:
         raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
-    path = Path(cache_dir) / f"{source}-{hr_size}px-{cache_key(files, settings)}.pt"
+    name = f"{source}-{hr_size}px-{cache_key(files, settings)}.pt"
+    path = Path(cache_dir).expanduser().absolute() / name
     data, hit = load_or_build(path, build)
     return data, hit, path
 

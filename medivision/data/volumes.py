@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import nibabel as nib
 import numpy as np
+from PIL import Image
 
 from medivision.data.decode import map_with_progress, to_hr
 from medivision.data.sources import DataError
@@ -26,13 +27,13 @@ class VolumeSlices(NamedTuple):
     volume: list[int]  # index into the decoded file list
 
 
-def read_volume(path: str | Path) -> np.ndarray:
+def read_volume(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float]]:
     """Read a 3-D NIfTI volume in RAS+ orientation, scaled to [0, 1].
 
-    Returns float32 [X, Y, Z]. Intensities are divided by the 99.5th percentile of the positive voxels
-    and clipped to [0, 1]: MR intensities have no absolute scale, and the percentile (rather than the
-    maximum) keeps a few hot voxels from darkening the whole volume. Trailing singleton dimensions
-    are dropped; any other 4-D volume is an error.
+    Returns (float32 [X, Y, Z], voxel size in mm along X, Y, Z). Intensities are divided by the 99.5th
+    percentile of the positive voxels and clipped to [0, 1]: MR intensities have no absolute scale,
+    and the percentile (rather than the maximum) keeps a few hot voxels from darkening the whole
+    volume. Trailing singleton dimensions are dropped; any other 4-D volume is an error.
     """
     img = nib.squeeze_image(nib.load(str(path)))
     if img.ndim != 3:
@@ -41,15 +42,20 @@ def read_volume(path: str | Path) -> np.ndarray:
             f"(split a series with nibabel.funcs.four_to_three or fslsplit)"
         )
     # Reorienting makes axis 0/1/2 sagittal/coronal/axial whatever order the scanner stored.
-    data = np.asarray(nib.as_closest_canonical(img).dataobj, dtype=np.float32)
+    canonical = nib.as_closest_canonical(img)
+    data = np.asarray(canonical.dataobj, dtype=np.float32)
     positive = data[data > 0]
     if positive.size == 0:
         raise ValueError("volume has no positive voxels")
-    return np.clip(data / np.percentile(positive, 99.5), 0.0, 1.0)
+    spacing = tuple(float(z) for z in canonical.header.get_zooms()[:3])
+    return np.clip(data / np.percentile(positive, 99.5), 0.0, 1.0), spacing
 
 
 def slice_volume(
-    volume: np.ndarray, axes: Sequence[str], min_foreground: float
+    volume: np.ndarray,
+    axes: Sequence[str],
+    min_foreground: float,
+    spacing: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> list[tuple[str, int, np.ndarray]]:
     """Cut a volume into 2-D slices along the given planes, dropping nearly empty ones.
 
@@ -58,7 +64,7 @@ def slice_volume(
     field of view. Returns (plane, index in the uncropped volume, float [rows, cols] in [0, 1]) for
     every slice whose fraction of foreground voxels (within the box) exceeds `min_foreground`; the
     edge slices that only graze the head are dropped. Slices are rotated so superior (or anterior,
-    for axial) is up.
+    for axial) is up, and resampled to square pixels when the voxels (`spacing`, mm) are not cubes.
     """
     box = _foreground_box(volume > FOREGROUND_LEVEL, margin=2)
     volume = volume[box]
@@ -69,9 +75,28 @@ def slice_volume(
         other = tuple(a for a in range(3) if a != axis)
         fractions = foreground.mean(axis=other)
         stack = np.moveaxis(volume, axis, 0)
+        # After rot90, rows run along the second remaining axis and columns along the first.
+        row_mm, column_mm = spacing[other[1]], spacing[other[0]]
         for index in np.flatnonzero(fractions > min_foreground):
-            slices.append((plane, int(index) + box[axis].start, np.rot90(stack[index])))
+            image = _square_pixels(np.rot90(stack[index]), row_mm, column_mm)
+            slices.append((plane, int(index) + box[axis].start, image))
     return slices
+
+
+def _square_pixels(image: np.ndarray, row_mm: float, column_mm: float) -> np.ndarray:
+    """Resample float [rows, cols] so both pixel sides equal the finer of the two spacings (mm).
+
+    Without this, slices across a thick-slice volume come out squashed along the slice direction.
+    """
+    if np.isclose(row_mm, column_mm):
+        return image
+    finest = min(row_mm, column_mm)
+    width = round(image.shape[1] * column_mm / finest)
+    height = round(image.shape[0] * row_mm / finest)
+    resized = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32)).resize(
+        (width, height), Image.Resampling.BICUBIC
+    )
+    return np.clip(np.asarray(resized), 0.0, 1.0)
 
 
 def _foreground_box(foreground: np.ndarray, margin: int) -> tuple[slice, ...]:
@@ -94,12 +119,12 @@ def decode_volumes(
 
     def decode_one(path: Path) -> list[tuple[str, int, np.ndarray]] | str:
         try:
-            volume = read_volume(path)
+            volume, spacing = read_volume(path)
         except DataError:
             raise
         except Exception as err:  # a corrupt or empty volume is skipped, not fatal
             return f"{type(err).__name__}: {err}"
-        slices = slice_volume(volume, axes, min_foreground)
+        slices = slice_volume(volume, axes, min_foreground, spacing)
         return [(plane, index, to_hr(image, size)) for plane, index, image in slices]
 
     results = map_with_progress(decode_one, files, "volumes")

@@ -126,10 +126,12 @@ class SRModule(L.LightningModule):
         optimizer.step()
 
     def on_train_epoch_end(self) -> None:
-        schedulers = self.lr_schedulers()
-        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            if scheduler is not None:
-                scheduler.step()
+        """Step decay: lr = initial lr * lr_gamma ** (number of lr_milestones reached)."""
+        reached = sum(self.current_epoch + 1 >= milestone for milestone in self.hparams.lr_milestones)
+        optimizers = self.optimizers()
+        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * self.hparams.lr_gamma**reached
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
         return self._evaluate(batch, "val")
@@ -151,11 +153,10 @@ class SRModule(L.LightningModule):
         optimizers = [self.optimizer_g(self.generator.parameters())]
         if self.discriminator is not None:
             optimizers.append(self.optimizer_d(self.discriminator.parameters()))
-        schedulers = [
-            torch.optim.lr_scheduler.MultiStepLR(opt, list(self.hparams.lr_milestones), self.hparams.lr_gamma)
-            for opt in optimizers
-        ]
-        return optimizers, schedulers
+        for optimizer in optimizers:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        return optimizers
 
 
 def _ema_generator_weights(path: str) -> dict[str, Tensor]:

@@ -14,8 +14,12 @@ def compose_train(overrides: list[str]) -> DictConfig:
         return compose("train", overrides=overrides)
 
 
-def tiny(data_root: Path, out: Path, *extra: str) -> list[str]:
-    """Overrides for a seconds-long CPU run: tiny nets, two batches, random VGG, everything under `out`."""
+def tiny(data_root: Path, out: Path, *extra: str, multirun: bool = False) -> list[str]:
+    """Overrides for a seconds-long CPU run: tiny nets, two batches, random VGG, everything under `out`.
+
+    With `multirun`, each job writes to its own Hydra sweep subdirectory of `out` instead.
+    """
+    where = [f"hydra.sweep.dir={out}"] if multirun else [f"paths.output_dir={out}"]
     return [
         f"data.root={data_root}",
         f"data.cache_dir={out / 'cache'}",
@@ -34,6 +38,6 @@ def tiny(data_root: Path, out: Path, *extra: str) -> list[str]:
         "+trainer.limit_test_batches=1",
         "trainer.num_sanity_val_steps=0",
         "+trainer.enable_progress_bar=false",
-        f"paths.output_dir={out}",
+        *where,
         *extra,
     ]

@@ -52,7 +52,8 @@ class SRModule(L.LightningModule):
         init_from: str | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(ignore=["optimizer_g", "optimizer_d"])
+        # train.py logs the whole Hydra config; the module keeps its own arguments for checkpoints only
+        self.save_hyperparameters(ignore=["optimizer_g", "optimizer_d"], logger=False)
         self.automatic_optimization = False
         for name in ("pixel", "perceptual", "adversarial"):
             if loss[name]["weight"] < 0:

@@ -37,28 +37,31 @@ def train(cfg: DictConfig) -> float | None:
         results = {"val": trainer.validate(module, datamodule=datamodule, ckpt_path=checkpoint)[0]}
         if cfg.test:
             results["test"] = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint)[0]
-        if trainer.is_global_zero:
-            _print_summary(cfg, trainer, results, best, loggers)
+        summary = _summary(trainer, results, best, loggers) if trainer.is_global_zero else ""
     finally:
         wandb.finish()
+    if summary:
+        print(summary)  # after W&B's own closing lines, so the run ends with where everything is
     return results["val"].get(cfg.optimized_metric)
 
 
-def _print_summary(cfg: DictConfig, trainer: L.Trainer, results: dict, best: str, loggers: list) -> None:
-    print(f"\nPSNR/SSIM of the best checkpoint by {trainer.checkpoint_callback.monitor}:" if best else "\nPSNR/SSIM:")
-    print(metrics_table(results))
+def _summary(trainer: L.Trainer, results: dict, best: str, loggers: list) -> str:
+    monitor = trainer.checkpoint_callback.monitor if best else None
+    lines = [f"\nPSNR/SSIM of the best checkpoint by {monitor}:" if monitor else "\nPSNR/SSIM:",
+             metrics_table(results)]
     run_dir = Path(trainer.default_root_dir)
-    print(f"\nrun directory:  {run_dir}")
-    print(f"checkpoints:    {best or 'none'} (and last.ckpt beside it)")
-    print(f"sample panels:  {run_dir / 'samples'}")
+    lines += [f"\nrun directory:  {run_dir}",
+              f"checkpoints:    {best or 'none'} (and last.ckpt beside it)",
+              f"sample panels:  {run_dir / 'samples'}"]
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             run = logger.experiment
             where = Path(run.dir).parent
-            sync = f" (sync with: wandb sync {where})" if run.settings.mode == "offline" else ""
-            print(f"W&B run:        {where}{sync}")
+            sync = f" (upload with: wandb sync {where})" if run.settings.mode == "offline" else ""
+            lines.append(f"W&B run:        {where}{sync}")
         else:
-            print(f"{type(logger).__name__}:      {logger.log_dir}")
+            lines.append(f"{type(logger).__name__}:      {logger.log_dir}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ import torch
 from torchvision.models import vgg19
 
 import medivision.losses
-
 from medivision.losses import AdversarialLoss, PerceptualLoss, pixel_loss, vgg19_layer_index
 
 

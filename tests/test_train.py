@@ -139,3 +139,9 @@ def test_wandb_offline_run_logs_metrics_and_panels(kaggle_root, tmp_path):
     assert any(key.startswith("val/samples") for key in keys)
     assert run["config"]["model"]["generator"]["channels"] == 8
     assert isinstance(instantiate(cfg.logger.wandb), WandbLogger)
+
+
+def test_missing_data_root_says_which_key_and_what_to_pass(tmp_path):
+    cfg = compose_train([f"paths.output_dir={tmp_path}"])
+    with pytest.raises(Exception, match="data.root is not set.*folder holding Training/ and Testing/"):
+        instantiate(cfg.data)

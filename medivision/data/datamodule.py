@@ -215,7 +215,10 @@ def _check_arguments(
     if source not in SOURCES:
         problems.append(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
     elif root is None and source != "mni152":
-        problems.append(f"data.root is not set: data.source={source} reads its files from data.root")
+        problems.append(
+            f"data.root is not set: data.source={source} reads its files from data.root; pass "
+            "data.root=/path/to/the/data (for the Kaggle set: the folder holding Training/ and Testing/)"
+        )
     if scale < 1 or hr_size < 1:
         problems.append(f"data.hr_size={hr_size} and data.scale={scale} must be positive")
     elif hr_size % scale:

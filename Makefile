@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)  ## create .venv and install the project with its dev and demo extras
 
-demo: $(STAMP)  ## train pretrain + GAN on the embedded MNI152 slices (CPU, ~10 min), print PSNR/SSIM vs bicubic
+demo: $(STAMP)  ## train pretrain + GAN on the embedded MNI152 slices (CPU, ~5 min), print PSNR/SSIM vs bicubic
 	$(PY) -m medivision.train +experiment=demo
 
 test: $(STAMP)  ## run the test suite (CPU, tiny models)

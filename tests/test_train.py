@@ -145,3 +145,20 @@ def test_missing_data_root_says_which_key_and_what_to_pass(tmp_path):
     cfg = compose_train([f"paths.output_dir={tmp_path}"])
     with pytest.raises(Exception, match="data.root is not set.*folder holding Training/ and Testing/"):
         instantiate(cfg.data)
+
+
+def test_gan_stage_starts_from_an_srresnet_checkpoint(kaggle_root, tmp_path):
+    pretrain = compose_train(tiny(kaggle_root, tmp_path / "srresnet", "model=srresnet", "logger=none"))
+    train(pretrain)
+    last = tmp_path / "srresnet" / "checkpoints" / "last.ckpt"
+    gan = compose_train(tiny(kaggle_root, tmp_path / "gan", f"model.init_from={last}"))
+    generator = instantiate(gan.model).generator.state_dict()
+    ema = {k.removeprefix("ema.module."): v for k, v in load_checkpoint(last)["state_dict"].items()
+           if k.startswith("ema.module.")}
+    assert generator.keys() == ema.keys() and all(torch.equal(generator[k], ema[k]) for k in ema)
+
+    not_a_checkpoint = tmp_path / "notes.ckpt"
+    not_a_checkpoint.write_text("not a checkpoint")
+    bad = compose_train(tiny(kaggle_root, tmp_path / "bad", f"model.init_from={not_a_checkpoint}"))
+    with pytest.raises(Exception, match="notes.ckpt cannot be loaded as a checkpoint"):
+        instantiate(bad.model)

@@ -460,3 +460,16 @@ def test_mni152_demo_set(tmp_path, capsys):
     assert dm.train_set.hr.float().mean() > 20  # real anatomy, not empty frames
     with capsys.disabled():
         print(f"\nMNI152 demo slices per split: {dm.sizes}")
+
+
+def test_cache_is_read_once_per_run(kaggle_root, tmp_path, monkeypatch):
+    import medivision.data.datamodule as datamodule_module
+
+    calls = []
+    real_load_source = datamodule_module.load_source
+    monkeypatch.setattr(datamodule_module, "load_source", lambda *a: calls.append(a) or real_load_source(*a))
+    dm = SRDataModule(source="kaggle", root=str(kaggle_root), cache_dir=str(tmp_path))
+    for _ in range(3):  # fit, validate, test each call prepare_data then setup
+        dm.prepare_data()
+        dm.setup("fit")
+    assert len(calls) == 1 and dm.cache_hit is False and len(dm.train_set) > 0

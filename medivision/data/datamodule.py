@@ -88,19 +88,26 @@ class SRDataModule(L.LightningDataModule):
         self.sizes: dict[str, int] = {}
         self.cache_path: Path | None = None
         self.cache_hit: bool | None = None
+        self._prepared: tuple[dict[str, Any], bool, Path] | None = None
         self.train_set: HRDataset | None = None
         self.val_set: HRDataset | None = None
         self.test_set: HRDataset | None = None
 
     def prepare_data(self) -> None:
-        """Build the cache file if it is missing (Lightning runs this on one process per node)."""
-        self._load()
+        """Build the cache file if it is missing (Lightning runs this on one process per node).
+
+        What it loaded is kept for setup() in the same process, so the cache is read once per run,
+        not again for every fit/validate/test call.
+        """
+        if self.train_set is None and self._prepared is None:
+            self._prepared = self._load()
 
     def setup(self, stage: str | None = None) -> None:
         """Load the cache (building it if prepare_data did not) and make all three splits, once."""
         if self.train_set is not None:
             return
-        data, self.cache_hit, self.cache_path = self._load()
+        data, self.cache_hit, self.cache_path = self._prepared or self._load()
+        self._prepared = None
         self.class_names = list(data["class_names"])
         self.num_skipped = len(data["skipped"])
         if self.num_skipped:

@@ -10,10 +10,10 @@ help:  ## list the targets
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,demo]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,demo,sweep]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with its dev and demo extras
+install: $(STAMP)  ## create .venv and install the project with its dev, demo and sweep extras
 
 demo: $(STAMP)  ## train pretrain + GAN on the embedded MNI152 slices (CPU, ~5 min), print PSNR/SSIM vs bicubic
 	$(PY) -m medivision.train +experiment=demo

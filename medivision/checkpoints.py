@@ -6,6 +6,10 @@ from pathlib import Path
 
 import torch
 
+from medivision.models import SRResNet
+
+EMA_PREFIX = "ema.module."
+
 
 def load_checkpoint(path: str | Path) -> dict:
     """A Lightning checkpoint as a dict, loaded with `weights_only=True` onto the CPU.
@@ -26,3 +30,57 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a MediVision/Lightning checkpoint: it has no 'state_dict'")
     return checkpoint
+
+
+def ema_generator_weights(checkpoint: dict, path: str | Path) -> dict[str, torch.Tensor]:
+    """The EMA generator's state dict (keys without the 'ema.module.' prefix) of a loaded checkpoint."""
+    state = checkpoint["state_dict"]
+    weights = {key[len(EMA_PREFIX):]: value for key, value in state.items() if key.startswith(EMA_PREFIX)}
+    if not weights:
+        raise ValueError(f"{path} holds no EMA generator weights (keys 'ema.module.*'): not a MediVision checkpoint")
+    return weights
+
+
+def generator_config(checkpoint: dict, path: str | Path) -> dict:
+    """The SRResNet keyword arguments a checkpoint was trained with (hyper_parameters["generator"])."""
+    config = (checkpoint.get("hyper_parameters") or {}).get("generator")
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"{path} has no hyper_parameters['generator']: it was not saved by medivision.module.SRModule"
+        )
+    return dict(config)
+
+
+def load_generator(path: str | Path) -> tuple[SRResNet, dict]:
+    """The EMA generator of a MediVision checkpoint, in eval mode on the CPU, and its SRResNet config.
+
+    The network is built from the checkpoint's own config, so checkpoints of any size load. Raises
+    ValueError naming the file when the weights do not fit that config (a checkpoint edited or saved
+    by another model), besides the errors of load_checkpoint.
+    """
+    checkpoint = load_checkpoint(path)
+    config = generator_config(checkpoint, path)
+    try:
+        generator = SRResNet(**config)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: its generator config {config} cannot build an SRResNet: {error}") from error
+    weights = ema_generator_weights(checkpoint, path)
+    expected = generator.state_dict()
+    missing = sorted(expected.keys() - weights.keys())
+    unexpected = sorted(weights.keys() - expected.keys())
+    reshaped = [f"{key} {tuple(weights[key].shape)} vs {tuple(value.shape)}"
+                for key, value in expected.items() if key in weights and weights[key].shape != value.shape]
+    if missing or unexpected or reshaped:
+        problems = [f"{label}: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
+                    for label, items in (("missing", missing), ("unexpected", unexpected),
+                                         ("shape checkpoint vs config", reshaped)) if items]
+        raise ValueError(
+            f"{path}: the EMA generator weights do not fit the generator config saved with them "
+            f"({_describe(config)}); {'; '.join(problems)}. Use a checkpoint written by medivision.train."
+        )
+    generator.load_state_dict(weights)
+    return generator.eval().requires_grad_(False), config
+
+
+def _describe(config: dict) -> str:
+    return ", ".join(f"{key}={config[key]}" for key in ("channels", "blocks", "scale", "attention") if key in config)

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from medivision.checkpoints import load_checkpoint
+from medivision.checkpoints import ema_generator_weights, load_checkpoint
 from medivision.data.degradations import upsample_bicubic
 from medivision.ema import EMA
 from medivision.losses import AdversarialLoss, PerceptualLoss, pixel_loss
@@ -162,9 +162,4 @@ class SRModule(L.LightningModule):
 
 def _ema_generator_weights(path: str) -> dict[str, Tensor]:
     """The EMA generator's state dict from a MediVision checkpoint (to start the GAN stage from SRResNet)."""
-    state = load_checkpoint(path)["state_dict"]
-    prefix = "ema.module."
-    weights = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
-    if not weights:
-        raise ValueError(f"model.init_from={path} holds no EMA generator weights (keys 'ema.module.*')")
-    return weights
+    return ema_generator_weights(load_checkpoint(path), f"model.init_from={path}")

@@ -1,0 +1,131 @@
+"""Where `medivision.enhance` reads and writes: listing the input, naming the outputs, refusing overwrites.
+
+Nothing here reads pixels. Every check runs before the first file is written, so a refused run leaves
+no partial output behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medivision.formats import detect
+from medivision.formats.images import OUTPUT_SUFFIXES, output_suffix
+from medivision.formats.nifti import is_nifti
+
+KINDS_TEXT = "PNG/JPEG/TIFF images, DICOM files (.dcm or with a DICM preamble) or NIfTI volumes (.nii/.nii.gz)"
+
+
+@dataclass
+class Plan:
+    """What to enhance: files of each kind paired with the file each one's output goes to."""
+
+    images: list[tuple[Path, Path]] = field(default_factory=list)
+    dicom: list[tuple[Path, Path]] = field(default_factory=list)
+    nifti: list[tuple[Path, Path]] = field(default_factory=list)
+    ignored: int = 0  # files of the input folder that are none of the kinds above
+
+    @property
+    def pairs(self) -> list[tuple[Path, Path]]:
+        return self.images + self.dicom + self.nifti
+
+
+def plan(input: str | Path, output: str | Path, dicom_format: str = "dicom", overwrite: bool = False,
+         allow_inside_input: bool = False) -> Plan:
+    """Pair every input file with its output file, or raise ValueError/FileNotFoundError saying why not.
+
+    A file input writes to `output` (or into `output`, when that is an existing folder, under the input's
+    name). A folder input writes to the same relative paths under the `output` folder. JPEG outputs
+    become PNG; DICOM outputs become PNG with dicom_format=png. Refused: an output that is the input,
+    an input file overwritten, an output folder inside the input folder (unless allow_inside_input),
+    and existing output files (unless overwrite).
+    """
+    if dicom_format not in ("dicom", "png"):
+        raise ValueError(f"dicom_format={dicom_format!r} is not one of dicom, png")
+    source = Path(input).expanduser().resolve()
+    target = Path(output).expanduser().resolve()
+    if not source.exists():
+        raise FileNotFoundError(f"input={source} does not exist")
+    if target == source:
+        raise ValueError(f"output={target} is the input: choose another output path")
+    result = _plan_folder(source, target, dicom_format, allow_inside_input) if source.is_dir() else (
+        _plan_file(source, target, dicom_format))
+    _refuse_overwrites(result, overwrite)
+    return result
+
+
+def _plan_file(source: Path, target: Path, dicom_format: str) -> Plan:
+    kind = detect(source)
+    if kind is None:
+        raise ValueError(f"input={source} is none of {KINDS_TEXT}")
+    if target.is_dir():
+        target = target / _output_name(source, kind, dicom_format)
+    _check_suffix(target, kind, dicom_format)
+    result = Plan()
+    getattr(result, _LISTS[kind]).append((source, target))
+    return result
+
+
+def _plan_folder(source: Path, target: Path, dicom_format: str, allow_inside_input: bool) -> Plan:
+    if target.is_file():
+        raise ValueError(f"input={source} is a folder, so output={target} must be a folder, not a file")
+    inside = target.is_relative_to(source)
+    if inside and not allow_inside_input:
+        raise ValueError(
+            f"output={target} is inside the input folder {source}: choose an output outside it, or pass "
+            f"allow_inside_input=true (its files are then left out of the input)"
+        )
+    result = Plan()
+    for path in sorted(source.rglob("*")):
+        if not path.is_file() or (inside and path.is_relative_to(target)) or path.name.startswith("."):
+            continue
+        kind = detect(path)
+        if kind is None:
+            result.ignored += 1
+            continue
+        relative = path.relative_to(source)
+        getattr(result, _LISTS[kind]).append((path, target / relative.parent / _output_name(path, kind, dicom_format)))
+    if not result.pairs:
+        raise ValueError(f"input={source} holds no {KINDS_TEXT} (searched recursively)")
+    return result
+
+
+_LISTS = {"image": "images", "dicom": "dicom", "nifti": "nifti"}
+
+
+def _output_name(source: Path, kind: str, dicom_format: str) -> str:
+    if kind == "image":
+        return source.stem + output_suffix(source)
+    if kind == "dicom" and dicom_format == "png":
+        return (source.stem if source.suffix.lower() in (".dcm", ".dicom") else source.name) + ".png"
+    return source.name
+
+
+def _check_suffix(target: Path, kind: str, dicom_format: str) -> None:
+    suffix = target.suffix.lower()
+    if kind == "image" and suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"output={target}: name a .png or .tif file (lossless) for an image input")
+    if kind == "nifti" and not is_nifti(target):
+        raise ValueError(f"output={target}: name a .nii or .nii.gz file for a NIfTI input")
+    if kind == "dicom" and dicom_format == "png" and suffix != ".png":
+        raise ValueError(f"output={target}: name a .png file with dicom_format=png")
+    if kind == "dicom" and dicom_format == "dicom" and (suffix in OUTPUT_SUFFIXES or is_nifti(target)):
+        raise ValueError(f"output={target}: a DICOM input writes DICOM; pass dicom_format=png for a PNG")
+
+
+def _refuse_overwrites(result: Plan, overwrite: bool) -> None:
+    sources = {source for source, _ in result.pairs}
+    targets = [target for _, target in result.pairs]
+    clobbered = [target for target in targets if target in sources]
+    if clobbered:
+        raise ValueError(f"output {clobbered[0]} would overwrite an input file: choose another output")
+    if len(set(targets)) < len(targets):
+        twice = next(target for target in targets if targets.count(target) > 1)
+        raise ValueError(f"two input files would both write {twice} (e.g. x.jpg and x.png): rename one")
+    if not overwrite:
+        existing = [target for target in targets if target.exists()]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise ValueError(
+                f"output {existing[0]} already exists{more}: choose another output, or pass overwrite=true"
+            )

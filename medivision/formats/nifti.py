@@ -1,0 +1,75 @@
+"""NIfTI volumes in, in-plane super-resolved volumes out, with nibabel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+_DESCRIP_BYTES = 80
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """The image and its voxel values [X, Y, Z] (trailing singleton dimensions dropped).
+
+    Values are what nibabel gives: the stored integers when the file has no scaling, floats when it
+    is float or has scl_slope/scl_inter. 2-D files count as one slice; 4-D series are refused.
+    """
+    try:
+        image = nib.load(str(path))
+        shape = image.shape
+    except Exception as error:  # nibabel raises ImageFileError, OSError, EOFError, zlib errors ...
+        raise ValueError(f"{path} cannot be read as NIfTI ({error}): is it a complete .nii/.nii.gz file?") from error
+    if len(shape) > 3 and any(size > 1 for size in shape[3:]):
+        raise ValueError(
+            f"{path} is {len(shape)}-D with shape {shape}: give one 3-D volume per file "
+            f"(split a series with nibabel.funcs.four_to_three or fslsplit)"
+        )
+    if len(shape) < 2:
+        raise ValueError(f"{path} has shape {shape}: a NIfTI image needs at least two dimensions")
+    try:
+        data = np.asanyarray(image.dataobj)
+    except Exception as error:  # a truncated data block fails only here
+        raise ValueError(f"{path}: its voxel data cannot be read ({error}); is the file complete?") from error
+    data = data.reshape(shape[:3] + (1,) * (3 - len(shape)))
+    return image, data
+
+
+def to_slices(volume: np.ndarray, axis: int) -> np.ndarray:
+    """[X, Y, Z] -> [N, 1, a, b]: the slices across `axis` (0, 1 or 2), in order."""
+    return np.moveaxis(volume, axis, 0)[:, None]
+
+
+def from_slices(slices: np.ndarray, axis: int) -> np.ndarray:
+    """The inverse of to_slices: [N, 1, a, b] -> the volume with the N slices along `axis`."""
+    return np.moveaxis(slices[:, 0], 0, axis)
+
+
+def derive(source: nib.Nifti1Image, volume: np.ndarray, axis: int, scale: int, note: str) -> nib.Nifti1Image:
+    """The SR volume as a NIfTI image of the source's class, on a grid `scale` times finer in-plane.
+
+    volume: values [X', Y', Z'] with the two axes other than `axis` `scale` times longer. The affine maps
+    the new voxel i' to the source's voxel index (i' + 0.5) / scale - 0.5 along those axes (the same
+    pixel centres as the network's upsampling), so zooms shrink by `scale` and the volume stays in
+    place; the slice axis is unchanged. The on-disk dtype is kept (nibabel rescales float values into
+    an integer dtype with scl_slope/scl_inter); `descrip` says the volume is a model estimate.
+    """
+    to_source = np.eye(4)
+    for in_plane in (a for a in range(3) if a != axis):
+        to_source[in_plane, in_plane] = 1.0 / scale
+        to_source[in_plane, 3] = -(scale - 1) / (2 * scale)
+    header = source.header.copy()
+    derived = type(source)(volume, source.affine @ to_source, header=header)
+    derived.set_data_dtype(source.get_data_dtype())
+    derived.header["descrip"] = note.encode("ascii", "replace")[:_DESCRIP_BYTES - 1]
+    return derived
+
+
+def write_nifti(path: Path, image: nib.Nifti1Image) -> None:
+    nib.save(image, str(path))

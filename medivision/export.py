@@ -1,0 +1,135 @@
+"""`python -m medivision.export ckpt=PATH format=onnx|torchscript`: the EMA generator as a standalone file.
+
+The exported network is SRModule.forward: the EMA generator with its output clamped to [0, 1], input
+float32 [B, 1, h, w] in [0, 1] with any batch size, height and width, output [B, 1, scale*h, scale*w].
+After writing, the file is run (onnxruntime, or torch.jit.load) next to PyTorch on random inputs of two
+sizes; the largest absolute difference is printed and written to `<output>.check.json`, and the export
+fails when it exceeds `tolerance`.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from medivision.checkpoints import load_generator
+from medivision.inference import OnnxSR
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+
+
+class ClampedGenerator(nn.Module):
+    """An SRResNet whose output is clamped to [0, 1]: LR [B, 1, h, w] -> SR [B, 1, scale*h, scale*w]."""
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, lr: Tensor) -> Tensor:
+        return self.generator(lr).clamp(0.0, 1.0)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+def main(cfg: DictConfig) -> None:
+    try:
+        check = export(cfg)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"medivision.export: {error}") from None
+    sizes = ", ".join(f"{size}: {diff:.2e}" for size, diff in check["max_abs_diff"].items())
+    print(f"wrote {check['file']} ({check['format']}, scale {check['scale']})\n"
+          f"max |exported - PyTorch| on random inputs (LR size: difference): {sizes}\n"
+          f"check written to {check['file']}.check.json")
+
+
+def export(cfg: DictConfig) -> dict:
+    """Export cfg.ckpt's EMA generator to cfg.format, check it, and return the check (see the module doc)."""
+    if cfg.format not in FORMATS:
+        raise ValueError(f"format={cfg.format!r} is not one of {', '.join(FORMATS)}")
+    checkpoint = Path(cfg.ckpt).expanduser()
+    generator, config = load_generator(checkpoint)
+    model = ClampedGenerator(generator).eval()
+    output = Path(cfg.output).expanduser() if cfg.output else checkpoint.with_suffix(FORMATS[cfg.format])
+    if output.exists() and not cfg.overwrite:
+        raise ValueError(f"output {output} already exists: choose another output=, or pass overwrite=true")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.format == "onnx":
+        _write_onnx(model, output, config, checkpoint.name, cfg.opset)
+        run = OnnxSR(output)
+    else:
+        _write_torchscript(model, output)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+            run = torch.jit.load(str(output), map_location="cpu")
+    check = {
+        "format": cfg.format, "file": str(output), "checkpoint": str(checkpoint), "scale": config["scale"],
+        "generator": config, "tolerance": cfg.tolerance,
+        "max_abs_diff": _compare(model, run, [tuple(size) for size in cfg.check_sizes], cfg.seed),
+        "torch": torch.__version__,
+    }
+    Path(f"{output}.check.json").write_text(json.dumps(check, indent=2) + "\n")
+    worst = max(check["max_abs_diff"].values())
+    if worst > cfg.tolerance:
+        raise ValueError(f"{output} differs from PyTorch by up to {worst:.2e} > tolerance={cfg.tolerance}: "
+                         f"do not use it (see {output}.check.json)")
+    return check
+
+
+def _write_onnx(model: nn.Module, output: Path, config: dict, source: str, opset: int) -> None:
+    import onnx
+
+    example = torch.rand(1, 1, 32, 32)
+    with warnings.catch_warnings():
+        # The dynamo-based exporter needs onnxscript, which MediVision does not depend on; the TorchScript-
+        # based one is deprecated but exports this network exactly (see the check).
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning, UserWarning))
+        torch.onnx.export(
+            model, (example,), str(output), input_names=["lr"], output_names=["sr"], opset_version=opset,
+            dynamic_axes={"lr": {0: "batch", 2: "height", 3: "width"},
+                          "sr": {0: "batch", 2: "sr_height", 3: "sr_width"}},
+            dynamo=False,
+        )
+    proto = onnx.load(str(output))
+    metadata = {"scale": str(config["scale"]), "generator": json.dumps(config), "checkpoint": source,
+                "note": "output is a model estimate, not a measurement; input and output in [0, 1]"}
+    for key, value in metadata.items():
+        proto.metadata_props.add(key=key, value=value)
+    proto.producer_name = "medivision"
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(output))
+
+
+def _write_torchscript(model: nn.Module, output: Path) -> None:
+    with warnings.catch_warnings():
+        # torch.jit is deprecated in favour of torch.export, but TorchScript is still what LibTorch loads.
+        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+        traced = torch.jit.trace(model, torch.rand(1, 1, 32, 32))
+        traced.save(str(output))
+
+
+@torch.inference_mode()
+def _compare(model: nn.Module, exported, sizes: list[tuple[int, int]], seed: int) -> dict[str, float]:
+    """Largest |exported - PyTorch| on a random batch of two images per LR size, keyed "HxW"."""
+    generator = torch.Generator().manual_seed(seed)
+    differences = {}
+    for height, width in sizes:
+        lr = torch.rand(2, 1, height, width, generator=generator)
+        expected = model(lr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning))
+            actual = exported(lr)
+        if actual.shape != expected.shape:
+            raise ValueError(f"the exported model gives shape {tuple(actual.shape)} for LR {height}x{width}, "
+                             f"PyTorch {tuple(expected.shape)}")
+        differences[f"{height}x{width}"] = float(np.abs(actual.numpy() - expected.numpy()).max())
+    return differences
+
+
+if __name__ == "__main__":
+    main()

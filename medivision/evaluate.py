@@ -1,0 +1,175 @@
+"""`python -m medivision.evaluate ckpt=PATH [data=...] [compare=[...]] [consistency=true]`: the test-split report.
+
+For every test image (the split `data` makes, LR from `data.degradation`): PSNR and SSIM of the model,
+of bicubic upsampling and of any `compare` checkpoints (or ONNX files), on the whole image and on the
+brain only, plus the LR-consistency PSNR of each output (degrade(SR) against the LR input). The brain
+mask comes from HR: pixels above `foreground_level`, holes filled, dilated by `foreground_dilation`
+(see medivision.image_metrics.foreground_mask). With consistency=true the model's outputs are also
+corrected by back-projection and reported as "model + consistency", with the change it causes.
+
+Writes into the run directory (outputs/evaluate/<time>/): per_image.csv (one row per image and
+method), report.md (overall, per class, consistency change) and cases.png (the model's best, median
+and worst test images by PSNR: LR / bicubic / SR / HR / error map). Logged to W&B with logger=wandb.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import torch
+import wandb
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
+from omegaconf import DictConfig, OmegaConf
+
+from medivision.data import SRDataModule, degrade, upsample_bicubic
+from medivision.evaluate_report import CONSISTENT, case_figure, markdown, means, write_csv
+from medivision.image_metrics import METRICS, foreground_mask, image_metrics
+from medivision.inference import SRModel, load_model, make_consistent
+
+
+@dataclass
+class Evaluation:
+    """What evaluate() measured and wrote: per-image rows, methods in table order, the files."""
+
+    rows: list[dict]
+    methods: list[str]
+    report: str
+    csv: Path
+    markdown: Path
+    figure: Path
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    try:
+        result = evaluate(cfg)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"medivision.evaluate: {error}") from None
+    print(result.report)
+    print(f"per-image numbers: {result.csv}\nreport:            {result.markdown}\ncases figure:      {result.figure}")
+
+
+def evaluate(cfg: DictConfig) -> Evaluation:
+    """Evaluate cfg.ckpt (and cfg.compare) on cfg.data's test split; write and log the report."""
+    datamodule: SRDataModule = instantiate(cfg.data)
+    models = _load_models(cfg, datamodule.scale)
+    loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    test_set = datamodule.test_set
+    consistent = ["model" + CONSISTENT] if cfg.consistency else []
+    methods = ["model", *consistent, *list(models)[1:], "bicubic"]
+    rows: list[dict] = []
+    seen = 0  # test images before this batch; the loader keeps the split's order
+    for batch in datamodule.test_dataloader():
+        batch = datamodule.on_after_batch_transfer(batch, 0)
+        outputs = _outputs(models, batch["lr"], datamodule, cfg)
+        mask = foreground_mask(batch["hr"], cfg.foreground_level, cfg.foreground_dilation)
+        fractions = mask.float().flatten(1).mean(1)
+        labels = batch["label"].tolist()
+        for method in methods:
+            numbers = image_metrics(outputs[method], batch["hr"], batch["lr"], mask, datamodule.scale,
+                                    datamodule.degradation)
+            for offset, label in enumerate(labels):
+                index = seen + offset
+                rows.append({
+                    "image": index, "path": test_set.paths[index], "slice_index": int(test_set.slice_index[index]),
+                    "class": datamodule.class_names[label], "method": method,
+                    **{metric: float(numbers[metric][offset]) for metric in METRICS},
+                    "fg_fraction": float(fractions[offset]),
+                })
+        seen += len(labels)
+    if not rows:
+        raise ValueError(f"the test split of data.source={datamodule.source} is empty: raise data.test_fraction")
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = Evaluation(rows, methods, markdown(rows, methods, _title(cfg, datamodule), _notes(cfg)),
+                        out / "per_image.csv", out / "report.md", out / "cases.png")
+    write_csv(result.csv, rows)
+    result.markdown.write_text(result.report)
+    _figure(result, models["model"], test_set.hr, datamodule, cfg)
+    _log(loggers, result, cfg)
+    return result
+
+
+def _load_models(cfg: DictConfig, scale: int) -> dict[str, SRModel]:
+    """The model (cfg.ckpt) and each compare entry, named by its run folder and file; scales must match data."""
+    models = {"model": load_model(cfg.ckpt, cfg.device)}
+    for path in cfg.compare or []:
+        path = Path(path)
+        name = f"{path.parent.parent.name}/{path.name}" if path.parent.name == "checkpoints" else path.name
+        models[name if name not in models else str(path)] = load_model(path, cfg.device)
+    for name, model in models.items():
+        if model.scale != scale:
+            raise ValueError(f"{name} ({model.name}) upsamples {model.scale}x but data.scale={scale}: "
+                             f"pass data.scale={model.scale} or a {scale}x checkpoint")
+    return models
+
+
+@torch.inference_mode()
+def _outputs(models: dict[str, SRModel], lr: torch.Tensor, datamodule: SRDataModule, cfg: DictConfig) -> dict:
+    outputs = {name: model(lr) for name, model in models.items()}
+    if cfg.consistency:
+        outputs["model" + CONSISTENT] = make_consistent(outputs["model"], lr, datamodule.scale,
+                                                        datamodule.degradation, cfg.consistency_iterations)
+    outputs["bicubic"] = upsample_bicubic(lr, datamodule.scale)
+    return outputs
+
+
+@torch.inference_mode()
+def _figure(result: Evaluation, model: SRModel, hr_uint8: torch.Tensor, datamodule: SRDataModule,
+            cfg: DictConfig) -> None:
+    """The model's best, median and worst test images by PSNR, recomputed from the cached HR."""
+    mine = sorted((row for row in result.rows if row["method"] == "model"), key=lambda row: row["psnr"])
+    picks = (("best", mine[-1]), ("median", mine[len(mine) // 2]), ("worst", mine[0]))
+    cases = []
+    for title, row in picks:
+        hr = hr_uint8[row["image"]][None].float() / 255.0
+        lr = degrade(hr, datamodule.scale, datamodule.degradation)
+        caption = f"{title}: {row['class']} #{row['image']}\nPSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}"
+        cases.append((caption, lr[0], upsample_bicubic(lr, datamodule.scale)[0], model(lr)[0], hr[0]))
+    case_figure(result.figure, cases, cfg.error_gain)
+
+
+def _title(cfg: DictConfig, datamodule: SRDataModule) -> str:
+    return (f"Evaluation of {cfg.ckpt} on the test split of {datamodule.source}"
+            f"{f' ({datamodule.root})' if datamodule.root else ''}, degradation {datamodule.degradation}")
+
+
+def _notes(cfg: DictConfig) -> list[str]:
+    return [
+        "PSNR and SSIM (data range 1, Gaussian 11x11 SSIM) are computed per image and averaged; the brain "
+        f"columns use only the pixels of a mask derived from HR (HR > {cfg.foreground_level}, holes filled, "
+        f"dilated by {cfg.foreground_dilation} px). LR-consistency PSNR compares degrade(output) with the LR "
+        "input: how far an output strays from what was measured (higher is closer; it is not image quality).",
+        "SR images are model estimates, not measurements.",
+    ]
+
+
+def _log(loggers: list, result: Evaluation, cfg: DictConfig) -> None:
+    """Overall numbers per method to every logger; the per-image table and the figure to W&B."""
+    overall = means(result.rows, result.methods)
+    metrics = {f"eval/{method}/{metric}": value for method, values in overall.items() for metric, value in
+               values.items()}
+    try:
+        for logger in loggers:
+            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            logger.log_metrics(metrics)
+            if isinstance(logger, WandbLogger):
+                columns = list(result.rows[0])
+                logger.experiment.log({
+                    "eval/per_image": wandb.Table(columns=columns, data=[list(r.values()) for r in result.rows]),
+                    "eval/cases": wandb.Image(str(result.figure), caption="best, median and worst test images "
+                                              "by model PSNR; SR is a model estimate, not a measurement"),
+                })
+            logger.save()
+    finally:
+        if loggers:
+            wandb.finish()
+
+
+if __name__ == "__main__":
+    main()

@@ -66,3 +66,14 @@ def kaggle_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("brain_tumor_mri")
     _write_kaggle(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(kaggle_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint of a tiny CBAM generator (8 channels, 1 block), trained for 2 batches on kaggle_root."""
+    from medivision.train import train
+    from tests.training import compose_train, tiny
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    train(compose_train(tiny(kaggle_root, out, "model.pretrain_epochs=1", "logger=none", "test=false")))
+    return out / "checkpoints" / "last.ckpt"

@@ -104,9 +104,9 @@ def _output_name(source: Path, kind: str, dicom_format: str) -> str:
 def _check_suffix(target: Path, kind: str, dicom_format: str) -> None:
     suffix = target.suffix.lower()
     if kind == "image" and suffix not in OUTPUT_SUFFIXES:
-        raise ValueError(f"output={target}: name a .png or .tif file (lossless) for an image input")
+        raise ValueError(f"output={target}: name a .png or .tif file (lossless) or an existing folder for an image")
     if kind == "nifti" and not is_nifti(target):
-        raise ValueError(f"output={target}: name a .nii or .nii.gz file for a NIfTI input")
+        raise ValueError(f"output={target}: name a .nii or .nii.gz file or an existing folder for a NIfTI input")
     if kind == "dicom" and dicom_format == "png" and suffix != ".png":
         raise ValueError(f"output={target}: name a .png file with dicom_format=png")
     if kind == "dicom" and dicom_format == "dicom" and (suffix in OUTPUT_SUFFIXES or is_nifti(target)):

@@ -21,26 +21,25 @@ def foreground_mask(hr: Tensor, level: float = 0.05, dilation: int = 2) -> Tenso
     Hole filling: the background is every below-level pixel connected to the image border; the mask
     is everything else.
     """
-    inside = hr > level
-    background = ~inside
-    border = torch.zeros_like(inside)
+    background = hr <= level
+    border = torch.zeros_like(background)
     border[..., 0, :] = border[..., -1, :] = border[..., :, 0] = border[..., :, -1] = True
     reached = border & background
     while True:  # flood fill from the border through the background, one 4-neighbour step at a time
-        grown = _dilate(reached, 1, cross=True) & background
+        grown = _grow(reached) & background
         if torch.equal(grown, reached):
             break
         reached = grown
     mask = ~reached
-    return _dilate(mask, dilation) if dilation > 0 else mask
+    if dilation > 0:
+        mask = F.max_pool2d(mask.float(), 2 * dilation + 1, stride=1, padding=dilation) > 0
+    return mask
 
 
-def _dilate(mask: Tensor, radius: int, cross: bool = False) -> Tensor:
-    """Binary dilation of bool [B, 1, H, W] by a (2r+1)-square, or by the 4-neighbour cross for r=1."""
-    if cross:
-        kernel = torch.tensor([[0.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.0, 1.0, 0.0]], device=mask.device)
-        return F.conv2d(mask.float(), kernel[None, None], padding=1) > 0
-    return F.max_pool2d(mask.float(), 2 * radius + 1, stride=1, padding=radius) > 0
+def _grow(mask: Tensor) -> Tensor:
+    """bool [B, 1, H, W] with each True pixel's 4 neighbours set too."""
+    padded = F.pad(mask, (1, 1, 1, 1))
+    return mask | padded[..., :-2, 1:-1] | padded[..., 2:, 1:-1] | padded[..., 1:-1, :-2] | padded[..., 1:-1, 2:]
 
 
 def image_metrics(sr: Tensor, hr: Tensor, lr: Tensor, mask: Tensor, scale: int,

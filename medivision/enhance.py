@@ -27,7 +27,7 @@ from medivision.formats import dicom as dicom_files
 from medivision.formats import images as image_files
 from medivision.formats import nifti as nifti_files
 from medivision.inference import SRModel, load_model, lr_consistency_psnr, make_consistent, super_resolve
-from medivision.intensity import IntensityMap
+from medivision.intensity import INTENSITY_MODES, IntensityMap
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ def enhance(cfg: DictConfig) -> Report:
     todo = plan(cfg.input, cfg.output, cfg.dicom_format, cfg.overwrite, cfg.allow_inside_input)
     if cfg.axis not in (0, 1, 2):
         raise ValueError(f"axis={cfg.axis} must be 0, 1 or 2 (the NIfTI array axis slices are cut across)")
+    if cfg.intensity not in INTENSITY_MODES:
+        raise ValueError(f"intensity={cfg.intensity!r} is not one of {', '.join(INTENSITY_MODES)}")
     model = load_model(cfg.ckpt, cfg.device)
     upscaler = Upscaler(model, cfg.tile, cfg.overlap, cfg.batch_size, cfg.consistency, cfg.consistency_iterations,
                         cfg.degradation)

@@ -235,6 +235,7 @@ def test_empty_folder(tiny_checkpoint, tmp_path):
         run(tiny_checkpoint, tmp_path / "empty", tmp_path / "out")
 
 
+@pytest.mark.slow  # a fresh interpreter imports torch and Lightning: about 5 s
 def test_command_line_error_is_one_line(tiny_checkpoint, tmp_path):
     (tmp_path / "empty").mkdir()
     result = subprocess.run(

@@ -125,7 +125,6 @@ def test_scale_of_the_checkpoint_must_match_the_data(tiny_checkpoint, kaggle_roo
         evaluate(cfg)
 
 
-@pytest.mark.slow
 def test_logged_to_wandb_when_a_logger_is_configured(tiny_checkpoint, kaggle_root, cache_dir, tmp_path,
                                                      monkeypatch):
     from medivision.wandb_log import find_run_logs, read_run

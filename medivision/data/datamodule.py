@@ -238,7 +238,8 @@ def _check_arguments(
     elif root is None and source != "mni152":
         problems.append(
             f"data.root is not set: data.source={source} reads its files from data.root; pass "
-            "data.root=/path/to/the/data (for the Kaggle set: the folder holding Training/ and Testing/)"
+            "data.root=/path/to/the/data (for the Kaggle set: the folder holding Training/ and Testing/, "
+            "which MEDIVISION_DATA=/path/to/the/data also sets)"
         )
     if scale < 1 or hr_size < 1:
         problems.append(f"data.hr_size={hr_size} and data.scale={scale} must be positive")

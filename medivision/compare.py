@@ -16,12 +16,9 @@ import statistics
 from datetime import date
 from pathlib import Path
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from medivision.runs import load_runs  # noqa: E402
+from medivision.runs import load_runs
 
 # Config keys that say where or how a run was logged, not what was trained.
 NOT_SETTINGS = ("paths.", "hydra.", "logger.", "callbacks.", "data.root", "data.cache_dir", "run_name", "group",
@@ -67,6 +64,15 @@ def summarise(run: dict, settings: list[str], metric: str = "val/psnr") -> dict:
         "epoch": best.get("epoch"),
         "wall_time_s": max([*runtimes, run.get("runtime") or 0]) or None,
     }
+
+
+def learning_curve(run: dict, metric: str = "val/psnr") -> list[tuple[int, float]]:
+    """(epoch, value) of each validation during fitting; train.py's final validation of the best
+    checkpoint comes after the last training row and is left out."""
+    rows = run["history"]
+    last_train = max((index for index, row in enumerate(rows) if any(k.startswith("train/") for k in row)),
+                     default=len(rows))
+    return [(row["epoch"], row[metric]) for row in rows[:last_train + 1] if metric in row and "epoch" in row]
 
 
 def _is_seed(key: str) -> bool:
@@ -117,11 +123,12 @@ def markdown(rows: list[dict], summary: list[dict], metric: str, source: str) ->
     return "\n".join(lines) + "\n"
 
 
-def chart(rows: list[dict], summary: list[dict], metric: str, path: Path) -> None:
+def chart(rows: list[dict], summary: list[dict], metric: str = "val/psnr") -> Figure:
     """Mean PSNR and SSIM per configuration with std error bars, each seed as a dot, bicubic dashed."""
     stage = metric.split("/")[0]
     labels = [entry["settings"] or entry["experiment"] for entry in summary]
-    figure, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.6 * len(summary) + 3), 4), squeeze=False)
+    figure = Figure(figsize=(max(6.0, 1.6 * len(summary) + 3), 4))
+    axes = figure.subplots(1, 2, squeeze=False)
     for axis, name, unit in zip(axes[0], ("psnr", "ssim"), (" (dB)", "")):
         key = f"{stage}/{name}"
         means = [entry[key] for entry in summary]
@@ -142,8 +149,7 @@ def chart(rows: list[dict], summary: list[dict], metric: str, path: Path) -> Non
         axis.set_title(f"{stage} {name.upper()}{unit}: mean ± std over seeds")
         axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    return figure
 
 
 def compare(target: str, out: Path | None = None, metric: str = "val/psnr", runs_root: str = "outputs",
@@ -162,7 +168,7 @@ def compare(target: str, out: Path | None = None, metric: str = "val/psnr", runs
         writer.writeheader()
         writer.writerows(rows)
     (out / "comparison.md").write_text(markdown(rows, summary, metric, target))
-    chart(rows, summary, metric, out / "comparison.png")
+    chart(rows, summary, metric).savefig(out / "comparison.png", dpi=120)
     return rows, summary, out
 
 

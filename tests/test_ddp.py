@@ -11,9 +11,8 @@ from hydra.utils import instantiate
 
 from medivision.checkpoints import load_checkpoint
 from medivision.wandb_log import find_run_logs, read_run
-from tests.training import compose_train, tiny
+from tests.training import REPO, compose_train, tiny
 
-REPO = Path(__file__).resolve().parents[1]
 SINGLE_PROCESS_ONLY = ("trainer=cpu", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1")
 
 

@@ -14,9 +14,8 @@ from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 
 from medivision.module import SRModule
-from tests.training import CONF_DIR, compose_train, tiny
+from tests.training import CONF_DIR, REPO, compose_train, tiny
 
-REPO = Path(__file__).resolve().parents[1]
 SEARCHED = {"model.optimizer_g.lr", "model.optimizer_d.lr", "model.loss.perceptual.weight",
             "model.loss.adversarial.weight"}
 SWEEP_FILES = sorted((REPO / "experiments" / "sweeps").glob("*.yaml"))

@@ -40,6 +40,7 @@ def test_compare_reports_every_run_and_the_spread_over_seeds(ablation_dir, tmp_p
     for row in rows:  # each row's best PSNR is the maximum over that run's logged validations
         logged = [r["val/psnr"] for r in runs[row["run"]]["history"] if "val/psnr" in r]
         assert row["val/psnr"] == max(logged) and row["experiment"] == "cbam_ablation"
+        assert row["val/psnr_gain"] == pytest.approx(row["val/psnr"] - row["val/bicubic_psnr"])
         # one epoch was trained: one point, not also train.py's final validation of the best checkpoint
         assert learning_curve(runs[row["run"]]) == [(0, logged[0])] and len(logged) == 2
     for entry in summary:

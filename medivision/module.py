@@ -101,8 +101,7 @@ class SRModule(L.LightningModule):
             losses.update(self.generator_losses(sr, hr))
             self._optimize(opt_g, losses["g_loss"])
         self.ema.update(self.generator, self.global_step)
-        self.log_dict({f"train/{k}": v for k, v in losses.items()}, on_step=True, on_epoch=True,
-                      batch_size=hr.shape[0])
+        self._log_losses(losses, hr.shape[0])
 
     def generator_losses(self, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
         """Weighted loss terms for the generator and their sum "g_loss"; only the pixel term in pretraining."""
@@ -117,6 +116,14 @@ class SRModule(L.LightningModule):
             )
         losses["g_loss"] = sum(losses.values())
         return losses
+
+    def _log_losses(self, losses: dict[str, Tensor], batch_size: int) -> None:
+        """train/<name>_step: this process's batch; train/<name>_epoch: the epoch mean over all processes
+        (synchronised once, at the end of the epoch, not at every step)."""
+        self.log_dict({f"train/{k}_step": v for k, v in losses.items()}, on_step=True, on_epoch=False,
+                      batch_size=batch_size)
+        self.log_dict({f"train/{k}_epoch": v for k, v in losses.items()}, on_step=False, on_epoch=True,
+                      batch_size=batch_size, sync_dist=True)
 
     def _optimize(self, optimizer, loss: Tensor) -> None:
         optimizer.zero_grad(set_to_none=True)

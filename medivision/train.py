@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from medivision.launching import command_line_overrides, refuse_ddp_in_local_multirun
 from medivision.report import metrics_table
 
 
@@ -28,8 +29,10 @@ def train(cfg: DictConfig) -> float | None:
     loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
     callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    refuse_ddp_in_local_multirun(trainer)
+    hyperparameters = {**OmegaConf.to_container(cfg, resolve=True), "overrides": command_line_overrides()}
     for logger in loggers:
-        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+        logger.log_hyperparams(hyperparameters)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""

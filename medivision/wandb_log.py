@@ -43,8 +43,9 @@ def read_records(path: str | Path) -> Iterator[wandb_internal_pb2.Record]:
 
 
 def read_run(path: str | Path) -> dict:
-    """The run's id, name, group, config and history rows ({metric: value}) from a `.wandb` file."""
-    run = {"id": None, "name": None, "group": None, "config": {}, "history": []}
+    """A run from its `.wandb` file: id, name, group, config, history rows and summary ({metric: value}),
+    and runtime (seconds, None while the run has not finished)."""
+    run = {"id": None, "name": None, "group": None, "config": {}, "history": [], "summary": {}, "runtime": None}
     for record in read_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
@@ -53,10 +54,16 @@ def read_run(path: str | Path) -> dict:
             for item in record.config.update:
                 run["config"][item.key] = json.loads(item.value_json)
         elif kind == "history":
-            run["history"].append({
-                item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item
-            })
+            run["history"].append(_items(record.history.item))
+        elif kind == "summary":
+            run["summary"].update(_items(record.summary.update))
+        elif kind == "exit":
+            run["runtime"] = record.exit.runtime
     return run
+
+
+def _items(items) -> dict:
+    return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items}
 
 
 def find_run_logs(directory: str | Path) -> list[Path]:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from tests.training import REPO, tiny
 
 KAGGLE_CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
 TRAIN_PER_CLASS = 6
@@ -69,10 +74,23 @@ def kaggle_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ablation_dir(kaggle_root, tmp_path_factory) -> Path:
+    """`+experiment=cbam_ablation seed=1,2` on tiny models, run once: 8 offline W&B runs under the returned
+    sweep directory (4 attention variants x 2 seeds). Read-only for tests."""
+    sweep = tmp_path_factory.mktemp("ablation") / "sweep"
+    command = [sys.executable, "-m", "medivision.train", "+experiment=cbam_ablation", "seed=1,2",
+               *tiny(kaggle_root, sweep, "model.loss.perceptual.weights=random", multirun=True)]
+    env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return sweep
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(kaggle_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real checkpoint of a tiny CBAM generator (8 channels, 1 block), trained for 2 batches on kaggle_root."""
     from medivision.train import train
-    from tests.training import compose_train, tiny
+    from tests.training import compose_train
 
     out = tmp_path_factory.mktemp("tiny_run")
     train(compose_train(tiny(kaggle_root, out, "model.pretrain_epochs=1", "logger=none", "test=false")))

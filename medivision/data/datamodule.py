@@ -11,6 +11,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader
 
@@ -175,12 +176,25 @@ class SRDataModule(L.LightningDataModule):
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            sampler=None if shuffle else self._evaluation_sampler(dataset),
             # Dropping the ragged last batch keeps batch statistics steady, unless it would drop everything.
             drop_last=shuffle and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+        )
+
+    def _evaluation_sampler(self, dataset: HRDataset) -> UnrepeatedDistributedSampler | None:
+        """Under DDP, each validation/test image on exactly one process.
+
+        Lightning's default DistributedSampler pads the split with repeated images so that every process
+        gets as many batches, which would count those images twice in the synced metrics.
+        """
+        if self.trainer is None or self.trainer.world_size < 2:
+            return None
+        return UnrepeatedDistributedSampler(
+            dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
         )
 
 
@@ -224,7 +238,8 @@ def _check_arguments(
     elif root is None and source != "mni152":
         problems.append(
             f"data.root is not set: data.source={source} reads its files from data.root; pass "
-            "data.root=/path/to/the/data (for the Kaggle set: the folder holding Training/ and Testing/)"
+            "data.root=/path/to/the/data (for the Kaggle set: the folder holding Training/ and Testing/, "
+            "which MEDIVISION_DATA=/path/to/the/data also sets)"
         )
     if scale < 1 or hr_size < 1:
         problems.append(f"data.hr_size={hr_size} and data.scale={scale} must be positive")

@@ -1,0 +1,58 @@
+"""Finding training runs to compare: local W&B run logs (offline or synced) or the W&B server.
+
+Every run comes back as the same dict: {"id", "name", "group", "config" (nested, as train.py logged it),
+"history" (rows of {metric: value}), "summary", "runtime" (seconds or None)}.
+"""
+
+from pathlib import Path
+
+from medivision.loggers import wandb_has_credentials
+from medivision.wandb_log import find_run_logs, read_records, read_run
+
+
+def load_runs(target: str, runs_root: str | Path = "outputs", project: str = "medivision",
+              entity: str | None = None) -> list[dict]:
+    """The runs under the folder `target`, or else the runs of the W&B group `target`.
+
+    A group is looked up among the local run logs under `runs_root` first, then on the W&B server when
+    credentials exist (`wandb login` or WANDB_API_KEY).
+    """
+    path = Path(target).expanduser()
+    if path.is_dir():
+        runs = [read_run(log) for log in find_run_logs(path)]
+        if not runs:
+            raise FileNotFoundError(f"{path} holds no W&B run logs (run-*.wandb); pass a run or sweep directory "
+                                    "written with logger=wandb, or a W&B group name")
+        return runs
+    logs = [log for log in find_run_logs(runs_root) if _group_of(log) == target] if Path(runs_root).is_dir() else []
+    if logs:
+        return [read_run(log) for log in logs]
+    if wandb_has_credentials():
+        runs = _server_runs(target, project, entity)
+        if runs:
+            return runs
+    raise FileNotFoundError(
+        f"no runs found for {target!r}: it is not a folder, no local W&B run under {runs_root}/ has that group"
+        + (f", and the W&B project {project!r} has no run in it" if wandb_has_credentials()
+           else "; log in to W&B (wandb login) to read groups from the server")
+    )
+
+
+def _group_of(log: Path) -> str | None:
+    """The group in a run log's run record, which comes first, without reading the whole log."""
+    for record in read_records(log):
+        if record.WhichOneof("record_type") == "run":
+            return record.run.run_group
+    return None
+
+
+def _server_runs(group: str, project: str, entity: str | None) -> list[dict]:
+    import wandb
+
+    api = wandb.Api()
+    runs = api.runs(f"{entity or api.default_entity}/{project}", filters={"group": group})
+    return [
+        {"id": run.id, "name": run.name, "group": run.group, "config": dict(run.config),
+         "history": list(run.scan_history()), "summary": dict(run.summary), "runtime": run.summary.get("_runtime")}
+        for run in runs
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -48,11 +50,20 @@ def augment(hr: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """
     square = hr.shape[-1] == hr.shape[-2]
     choice = torch.randint(0, 8 if square else 4, (hr.shape[0],), generator=generator)
-    out = torch.empty_like(hr)
-    for transform in choice.unique().tolist():
-        rows = (choice == transform).nonzero().squeeze(1).to(hr.device)
-        out[rows] = _dihedral(hr[rows], transform, square)
-    return out
+    # One gather through precomputed pixel maps: the draws never come back to the host, so a GPU batch is
+    # augmented without waiting for the device (a loop over the drawn transforms would have to).
+    maps = _symmetry_maps(hr.shape[-2], hr.shape[-1], hr.device)[choice.to(hr.device, non_blocking=True)]
+    flat = hr.flatten(-2)
+    return flat.gather(-1, maps[:, None, :].expand(-1, flat.shape[1], -1)).view_as(hr)
+
+
+@functools.lru_cache(maxsize=8)
+def _symmetry_maps(height: int, width: int, device: torch.device) -> Tensor:
+    """int64 [T, H*W]: row t holds, for each output pixel of symmetry t, the flat index of its source pixel."""
+    square = height == width
+    pixels = torch.arange(height * width).view(height, width)
+    maps = [_dihedral(pixels, transform, square).flatten() for transform in range(8 if square else 4)]
+    return torch.stack(maps).to(device)
 
 
 def _dihedral(x: Tensor, transform: int, square: bool) -> Tensor:

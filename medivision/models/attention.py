@@ -25,7 +25,7 @@ class ChannelGate(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         avg = self.mlp(x.mean(dim=(2, 3), keepdim=True))
-        peak = self.mlp(x.amax(dim=(2, 3), keepdim=True))
+        peak = self.mlp(_max(x.flatten(2), dim=2).unsqueeze(-1))
         return x * torch.sigmoid(avg + peak)
 
 
@@ -40,7 +40,7 @@ class SpatialGate(nn.Module):
         self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        pooled = torch.cat([x.mean(dim=1, keepdim=True), x.amax(dim=1, keepdim=True)], dim=1)
+        pooled = torch.cat([x.mean(dim=1, keepdim=True), _max(x, dim=1)], dim=1)
         return x * torch.sigmoid(self.conv(pooled))
 
 
@@ -49,6 +49,16 @@ class CBAM(nn.Sequential):
 
     def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7):
         super().__init__(ChannelGate(channels, reduction), SpatialGate(kernel_size))
+
+
+def _max(x: Tensor, dim: int) -> Tensor:
+    """Maximum over `dim`, kept as a size-1 dimension.
+
+    max() rather than amax(): its backward sends the gradient through the index of the maximum, whereas
+    amax's backward compares x with the maximum again, and torch.compile's bf16 kernels for that
+    comparison gave NaN gradients when two such gates follow each other (torch 2.15, seen on the CPU).
+    """
+    return x.max(dim=dim, keepdim=True).values
 
 
 def make_attention(kind: str, channels: int, reduction: int = 16) -> nn.Module:

@@ -111,6 +111,11 @@ class PerceptualLoss(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
+    @property
+    def network(self) -> nn.Sequential:
+        """The frozen VGG19 feature layers (kept out of the registered submodules, see above)."""
+        return self.__dict__["vgg"]
+
     def features(self, images: Tensor) -> Tensor:
         """[B, 1, H, W] in [0, 1] -> VGG features [B, C', H', W']."""
         vgg = self.__dict__["vgg"]

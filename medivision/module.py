@@ -12,6 +12,7 @@ from medivision.data.degradations import upsample_bicubic
 from medivision.ema import EMA
 from medivision.losses import AdversarialLoss, PerceptualLoss, pixel_loss
 from medivision.models import Discriminator, SRResNet
+from medivision.models.speed import apply_speed_options
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 
@@ -34,6 +35,7 @@ class SRModule(L.LightningModule):
     adversarial), each under `toggled_optimizer`. A term whose weight is 0 is not computed; with an
     adversarial weight of 0 no discriminator is built. Validation, test and export use the EMA generator.
     Lightning's `global_step` counts optimizer steps (two per GAN batch), so schedules count epochs.
+    `channels_last` and `compile` change how the networks run, not what they compute (see models/speed.py).
     """
 
     def __init__(
@@ -50,6 +52,8 @@ class SRModule(L.LightningModule):
         lr_milestones: Sequence[int] = (),
         lr_gamma: float = 0.5,
         init_from: str | None = None,
+        channels_last: bool = False,
+        compile: bool = False,
     ):
         super().__init__()
         # train.py logs the whole Hydra config; the module keeps its own arguments for checkpoints only
@@ -77,6 +81,12 @@ class SRModule(L.LightningModule):
             else None
         )
         self.metrics = nn.ModuleDict({"val": _metrics(), "test": _metrics()})
+        # Only now, after the EMA copy: compiling in place wraps a module's own call, which a copy must not share.
+        vgg = self.perceptual.network if self.perceptual is not None else None
+        for network in (self.generator, self.discriminator, vgg):
+            if network is not None:
+                apply_speed_options(network, channels_last, compile)
+        apply_speed_options(self.ema.module, channels_last)
 
     @property
     def gan_stage(self) -> bool:

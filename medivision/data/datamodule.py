@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 from medivision.data import degradations
 from medivision.data.build import SOURCES, load_source
 from medivision.data.dataset import HRDataset
+from medivision.data.device_batches import DeviceBatches
 from medivision.data.splits import SPLITS, make_splits
 from medivision.data.volumes import PLANES
 
@@ -32,7 +33,11 @@ class SRDataModule(L.LightningDataModule):
         hr    float [B, 1, hr_size, hr_size] in [0, 1], randomly flipped/rotated when training
         lr    float [B, 1, hr_size/scale, hr_size/scale] in [0, 1], degrade(hr, scale, degradation)
         label int64 [B], index into `class_names`
-    so the degradation runs on the GPU and only uint8 HR crosses the bus.
+    so the degradation runs on the GPU and only uint8 HR crosses the bus. Validation and test images never
+    change, so their LR is made once per device (`evaluation_lr`) and looked up by each batch's "eval_row".
+
+    on_device: keep each split whole on the accelerator as uint8 and cut batches there (DeviceBatches):
+    no worker processes and no host-to-device copy per batch (num_workers and pin_memory are then unused).
 
     source: "kaggle" (root holds Training/ and Testing/), "folder" (images below root), "nifti"
     (a .nii/.nii.gz file or a folder of them) or "mni152" (the template inside nilearn; no root).
@@ -58,6 +63,7 @@ class SRDataModule(L.LightningDataModule):
         axes: Sequence[str] = PLANES,
         min_foreground: float = 0.15,
         pin_memory: bool = False,
+        on_device: bool = False,
     ) -> None:
         super().__init__()
         axes = tuple(axes)
@@ -81,6 +87,7 @@ class SRDataModule(L.LightningDataModule):
         self.axes = axes
         self.min_foreground = min_foreground
         self.pin_memory = pin_memory
+        self.on_device = on_device
 
         self.class_names: list[str] = []
         self.duplicates_removed = 0
@@ -93,6 +100,7 @@ class SRDataModule(L.LightningDataModule):
         self.train_set: HRDataset | None = None
         self.val_set: HRDataset | None = None
         self.test_set: HRDataset | None = None
+        self._evaluation_lr: dict[torch.device, Tensor] = {}
 
     def prepare_data(self) -> None:
         """Build the cache file if it is missing (Lightning runs this on one process per node).
@@ -116,27 +124,48 @@ class SRDataModule(L.LightningDataModule):
 
         made = make_splits(data, self.val_fraction, self.test_fraction, self.seed, self.limit)
         self.duplicates_removed, self.repeats_removed = made.duplicates_removed, made.repeats_removed
-        self.train_set, self.val_set, self.test_set = (_subset(data, rows) for rows in made.rows)
+        train_rows, val_rows, test_rows = made.rows
+        self.train_set = _subset(data, train_rows)
+        # Evaluation rows: validation images first, then test images (see evaluation_lr).
+        self.val_set = _subset(data, val_rows, torch.arange(len(val_rows)))
+        self.test_set = _subset(data, test_rows, torch.arange(len(test_rows)) + len(val_rows))
         self.sizes = {name: len(dataset) for name, dataset in zip(SPLITS, self._datasets())}
         logger.info("%s", self.summary())
 
-    def train_dataloader(self) -> DataLoader:
+    def train_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self._ready(self.train_set), shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
+    def val_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self._ready(self.val_set), shuffle=False)
 
-    def test_dataloader(self) -> DataLoader:
+    def test_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self._ready(self.test_set), shuffle=False)
 
     def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
         """uint8 HR on the device -> float HR in [0, 1] (augmented when training) and its LR."""
         hr = batch["hr"]
         hr = hr.float().div_(255.0) if hr.dtype == torch.uint8 else hr.float()
+        if "eval_row" in batch:
+            lr = self.evaluation_lr(hr.device).index_select(0, batch["eval_row"])
+            return {"hr": hr, "lr": lr, "label": batch["label"]}
         if self.augment and self.trainer is not None and self.trainer.training:
             hr = degradations.augment(hr)
         lr = degradations.degrade(hr, self.scale, self.degradation)
         return {"hr": hr, "lr": lr, "label": batch["label"]}
+
+    def evaluation_lr(self, device: torch.device) -> Tensor:
+        """LR of every validation image, then every test image: float [N_val + N_test, 1, h, w] in [0, 1].
+
+        Made once per device by the same degrade() that training batches get (pure, and independent of
+        how images are batched), so validating every epoch costs no degradation.
+        """
+        if device not in self._evaluation_lr:
+            hr = torch.cat([self._ready(self.val_set).hr, self._ready(self.test_set).hr])
+            self._evaluation_lr[device] = torch.cat([
+                degradations.degrade(chunk.to(device).float().div_(255.0), self.scale, self.degradation)
+                for chunk in hr.split(256)
+            ])
+        return self._evaluation_lr[device]
 
     def summary(self) -> str:
         """Image counts per split and class, duplicates removed, files skipped and the cache file."""
@@ -171,7 +200,12 @@ class SRDataModule(L.LightningDataModule):
             raise RuntimeError("call SRDataModule.setup() before asking for data")
         return dataset
 
-    def _loader(self, dataset: HRDataset, shuffle: bool) -> DataLoader:
+    def _loader(self, dataset: HRDataset, shuffle: bool) -> DataLoader | DeviceBatches:
+        if self.on_device:
+            trainer = self.trainer
+            device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+            rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+            return DeviceBatches(dataset, device, self.batch_size, shuffle, self.seed, rank, world_size)
         return DataLoader(
             dataset,
             batch_size=self.batch_size,
@@ -198,10 +232,11 @@ class SRDataModule(L.LightningDataModule):
         )
 
 
-def _subset(data: dict[str, Any], index: np.ndarray) -> HRDataset:
+def _subset(data: dict[str, Any], index: np.ndarray, eval_rows: Tensor | None = None) -> HRDataset:
     rows = torch.from_numpy(index)
     return HRDataset(
-        data["hr"][rows], data["labels"][rows], [data["paths"][i] for i in index], data["slice_index"][rows]
+        data["hr"][rows], data["labels"][rows], [data["paths"][i] for i in index], data["slice_index"][rows],
+        eval_rows,
     )
 
 

@@ -60,7 +60,7 @@ def export(cfg: DictConfig) -> dict:
         raise ValueError(f"output {output} already exists: choose another output=, or pass overwrite=true")
     output.parent.mkdir(parents=True, exist_ok=True)
     if cfg.format == "onnx":
-        _write_onnx(model, output, config, checkpoint.name, cfg.opset)
+        write_onnx(model, output, config, checkpoint.name, cfg.opset)
         run = OnnxSR(output)
     else:
         _write_torchscript(model, output)
@@ -81,7 +81,9 @@ def export(cfg: DictConfig) -> dict:
     return check
 
 
-def _write_onnx(model: nn.Module, output: Path, config: dict, source: str, opset: int) -> None:
+def write_onnx(model: nn.Module, output: Path, config: dict, source: str, opset: int) -> None:
+    """Write `model` (LR [B, 1, h, w] -> SR) as ONNX with dynamic batch and size, and MediVision's metadata:
+    scale, the generator config and `source`, the file it came from."""
     import onnx
 
     example = torch.rand(1, 1, 32, 32)

@@ -77,7 +77,7 @@ def map_with_progress(
     step = max(1, total // 10)
     results: list[R] = []
     last_report = time.monotonic()
-    with ThreadPoolExecutor(workers or _available_cpus()) as pool:
+    with ThreadPoolExecutor(workers or available_cpus()) as pool:
         for done, result in enumerate(pool.map(fn, items), start=1):
             results.append(result)
             now = time.monotonic()
@@ -110,7 +110,8 @@ def decode_images(
     return hr, kept, failed
 
 
-def _available_cpus() -> int:
+def available_cpus() -> int:
+    """CPU cores this process may run on: the number of decoding threads."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

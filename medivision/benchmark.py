@@ -1,0 +1,127 @@
+"""`python -m medivision.benchmark [key=value ...]`: how fast MediVision trains, infers and loads data here.
+
+Composes the training config groups plus `benchmark.*` (conf/benchmark.yaml), prints a table headed by
+the machine, and writes the same numbers as JSON to `benchmark.output`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from medivision.benchmarks.data import measure_data
+from medivision.benchmarks.inference import VARIANTS, measure_inference
+from medivision.benchmarks.machine import describe
+from medivision.benchmarks.synthetic import write_kaggle_layout
+from medivision.benchmarks.table import format_report
+from medivision.benchmarks.training import measure_training
+from medivision.checkpoints import load_generator
+from medivision.data import SRDataModule
+from medivision.data.decode import available_cpus
+from medivision.launching import command_line_overrides
+from medivision.models import SRResNet
+
+SECTIONS = ("training", "inference", "data")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
+def main(cfg: DictConfig) -> None:
+    try:
+        report = benchmark(cfg)
+    except ValueError as error:
+        raise SystemExit(f"medivision.benchmark: {error}") from None
+    print(format_report(report))
+    print(f"\nwritten to {cfg.benchmark.output}")
+
+
+def benchmark(cfg: DictConfig) -> dict:
+    """Run the sections in cfg.benchmark.sections, write the JSON report and return it."""
+    settings = cfg.benchmark
+    _check(settings)
+    torch.set_num_threads(settings.threads or available_cpus())
+    L.seed_everything(cfg.seed, verbose=False)
+    if cfg.data.get("root") is None and cfg.data.source in ("kaggle", "folder"):
+        synthetic = settings.synthetic
+        root = write_kaggle_layout(Path(synthetic.dir), synthetic.train_images, synthetic.test_images,
+                                   synthetic.size, cfg.seed)
+        with open_dict(cfg):
+            cfg.data.root = str(root)
+    device = instantiate(cfg.trainer, logger=False).strategy.root_device
+    report = {
+        "command": " ".join(["python -m medivision.benchmark", *command_line_overrides()]),
+        "machine": describe(device, str(cfg.trainer.precision)),
+        "data_root": cfg.data.get("root"),
+        "synthetic_data": cfg.data.get("root") == str(Path(settings.synthetic.dir)),
+    }
+    if "data" in settings.sections:
+        report["data"] = measure_data(cfg, device, settings.data.loader_batches)
+    datamodule = _datamodule(cfg)
+    if "training" in settings.sections:
+        training = settings.training
+        report["training"] = measure_training(cfg, datamodule, _datamodule(cfg), device, training.warmup,
+                                              training.steps, training.rounds)
+    if "inference" in settings.sections:
+        report["inference"] = _inference(cfg, datamodule, device)
+    output = Path(settings.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def _datamodule(cfg: DictConfig) -> SRDataModule:
+    datamodule: SRDataModule = instantiate(cfg.data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    return datamodule
+
+
+def _inference(cfg: DictConfig, datamodule: SRDataModule, device: torch.device) -> dict:
+    """The EMA generator of cfg.ckpt, or model.generator with seeded random weights, on validation/test images."""
+    if cfg.ckpt:
+        generator, config = load_generator(cfg.ckpt)
+    else:
+        config = dict(cfg.model.generator)
+        generator = SRResNet(**config)
+    settings = cfg.benchmark.inference
+    count = settings.images
+    lr = datamodule.evaluation_lr(torch.device("cpu"))[:count]
+    hr = torch.cat([datamodule.val_set.hr, datamodule.test_set.hr])[:count].float() / 255.0
+    result = measure_inference(generator, config, lr, hr, list(settings.batch_sizes), list(settings.variants),
+                               settings.repeats, device, torch.get_num_threads())
+    result["weights"] = str(cfg.ckpt) if cfg.ckpt else "random"
+    return result
+
+
+def _check(settings: DictConfig) -> None:
+    """Fail before measuring anything, naming the benchmark key that is wrong."""
+    problems = []
+    unknown = [name for name in settings.sections if name not in SECTIONS]
+    if unknown:
+        problems.append(f"benchmark.sections={list(settings.sections)}: {unknown} not among {', '.join(SECTIONS)}")
+    unknown = [name for name in settings.inference.variants if name not in VARIANTS]
+    if unknown:
+        problems.append(f"benchmark.inference.variants={list(settings.inference.variants)}: {unknown} not among "
+                        f"{', '.join(VARIANTS)}")
+    counts = {
+        "benchmark.training.warmup": settings.training.warmup, "benchmark.training.steps": settings.training.steps,
+        "benchmark.training.rounds": settings.training.rounds, "benchmark.inference.images": settings.inference.images,
+        "benchmark.inference.repeats": settings.inference.repeats,
+        "benchmark.data.loader_batches": settings.data.loader_batches,
+    }
+    counts.update({f"benchmark.inference.batch_sizes[{i}]": size
+                   for i, size in enumerate(settings.inference.batch_sizes)})
+    if settings.threads is not None:
+        counts["benchmark.threads"] = settings.threads
+    problems += [f"{key}={value} must be at least 1" for key, value in counts.items() if value < 1]
+    if problems:
+        raise ValueError("; ".join(problems))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Measurements behind `python -m medivision.benchmark`: the machine, training, inference and data."""

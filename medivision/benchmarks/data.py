@@ -1,0 +1,97 @@
+"""Data speed: decoding a folder into the cache (cold), starting from the cache (warm), and batches per second.
+
+Cold means MediVision's cache is empty, not the operating system's: files just written or read recently
+come from the page cache, so a first read from a slow disk can take longer than measured here.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from medivision.benchmarks.clock import now
+from medivision.data import SRDataModule, augment, degrade
+from medivision.data.decode import IMAGE_EXTENSIONS, available_cpus
+from medivision.data.device_batches import DeviceBatches
+
+RESEARCH_SET_TRAINING_IMAGES = 5712
+
+
+def measure_data(cfg: DictConfig, device: torch.device, loader_batches: int) -> dict:
+    """Cold preprocessing and warm start of cfg.data (in a fresh cache folder), then the loaders' rates."""
+    files = [path for path in Path(cfg.data.root).rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS]
+    with tempfile.TemporaryDirectory(prefix="benchmark-cache-") as cache_dir:
+        start = now(device)
+        cold = _set_up(cfg, cache_dir)
+        cold_seconds = now(device) - start
+        start = now(device)
+        warm = _set_up(cfg, cache_dir)
+        warm_seconds = now(device) - start
+    rate = len(files) / cold_seconds
+    return {
+        "files": len(files),
+        "mean_file_kb": sum(os.path.getsize(path) for path in files) / max(len(files), 1) / 1024,
+        "decode_threads": available_cpus(),
+        "cold_seconds": cold_seconds,
+        "cold_images_per_s": rate,
+        "cold_seconds_for_5712": RESEARCH_SET_TRAINING_IMAGES / rate,
+        "cold_cache_hit": cold.cache_hit,
+        "warm_start_seconds": warm_seconds,
+        "warm_cache_hit": warm.cache_hit,
+        "loader": loader_rates(warm, device, loader_batches),
+    }
+
+
+def loader_rates(datamodule: SRDataModule, device: torch.device, batches: int) -> dict:
+    """Training batches per second: raw from the configured DataLoader, then with the transfer to `device`,
+    augmentation and degradation; and the same from batches cut on the device (data.on_device)."""
+    from_loader = datamodule.train_dataloader() if not datamodule.on_device else _device_batches(datamodule, "cpu")
+    on_device = _device_batches(datamodule, device)
+    return {
+        "batch_size": datamodule.batch_size,
+        "num_workers": datamodule.num_workers,
+        "dataloader_batches_per_s": _rate(from_loader, batches, device, None),
+        "dataloader_with_degradation_batches_per_s": _rate(from_loader, batches, device, datamodule),
+        "on_device_batches_per_s": _rate(on_device, batches, device, None),
+        "on_device_with_degradation_batches_per_s": _rate(on_device, batches, device, datamodule),
+    }
+
+
+def _set_up(cfg: DictConfig, cache_dir: str) -> SRDataModule:
+    datamodule: SRDataModule = instantiate(cfg.data, cache_dir=cache_dir)
+    datamodule.prepare_data()
+    datamodule.setup()
+    return datamodule
+
+
+def _device_batches(datamodule: SRDataModule, device: torch.device | str) -> DeviceBatches:
+    return DeviceBatches(datamodule.train_set, torch.device(device), datamodule.batch_size, True, datamodule.seed)
+
+
+def _rate(loader, batches: int, device: torch.device, datamodule: SRDataModule | None) -> float:
+    """Batches per second over `batches` batches (epochs repeat as needed), after one untimed batch.
+
+    With `datamodule`, each batch also goes to `device` and through augment and degrade, as in training.
+    """
+    def produce():
+        while True:
+            for batch in loader:
+                if datamodule is None:
+                    yield batch["hr"]
+                    continue
+                hr = augment(batch["hr"].to(device, non_blocking=True).float().div_(255.0))
+                yield degrade(hr, datamodule.scale, datamodule.degradation)
+
+    stream = produce()
+    next(stream)
+    start = now(device)
+    for _ in range(batches):
+        next(stream)
+    seconds = now(device) - start
+    stream.close()
+    return batches / seconds

@@ -7,6 +7,7 @@ the machine, and writes the same numbers as JSON to `benchmark.output`.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import hydra
@@ -68,6 +69,7 @@ def benchmark(cfg: DictConfig) -> dict:
                                               training.steps, training.rounds)
     if "inference" in settings.sections:
         report["inference"] = _inference(cfg, datamodule, device)
+    report["load_average_at_end"] = os.getloadavg()[0]
     output = Path(settings.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2) + "\n")

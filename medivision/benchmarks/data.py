@@ -14,7 +14,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from medivision.benchmarks.clock import now
+from medivision.benchmarks.clock import CpuUse, now
 from medivision.data import SRDataModule, augment, degrade
 from medivision.data.decode import IMAGE_EXTENSIONS, available_cpus
 from medivision.data.device_batches import DeviceBatches
@@ -25,6 +25,7 @@ RESEARCH_SET_TRAINING_IMAGES = 5712
 def measure_data(cfg: DictConfig, device: torch.device, loader_batches: int) -> dict:
     """Cold preprocessing and warm start of cfg.data (in a fresh cache folder), then the loaders' rates."""
     files = [path for path in Path(cfg.data.root).rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS]
+    cpu = CpuUse.read()
     with tempfile.TemporaryDirectory(prefix="benchmark-cache-") as cache_dir:
         start = now(device)
         cold = _set_up(cfg, cache_dir)
@@ -32,6 +33,7 @@ def measure_data(cfg: DictConfig, device: torch.device, loader_batches: int) -> 
         start = now(device)
         warm = _set_up(cfg, cache_dir)
         warm_seconds = now(device) - start
+    others = CpuUse.read().others_since(cpu)
     rate = len(files) / cold_seconds
     return {
         "files": len(files),
@@ -43,6 +45,7 @@ def measure_data(cfg: DictConfig, device: torch.device, loader_batches: int) -> 
         "cold_cache_hit": cold.cache_hit,
         "warm_start_seconds": warm_seconds,
         "warm_cache_hit": warm.cache_hit,
+        "others_cpu": others,
         "loader": loader_rates(warm, device, loader_batches),
     }
 
@@ -52,7 +55,8 @@ def loader_rates(datamodule: SRDataModule, device: torch.device, batches: int) -
     augmentation and degradation; and the same from batches cut on the device (data.on_device)."""
     from_loader = datamodule.train_dataloader() if not datamodule.on_device else _device_batches(datamodule, "cpu")
     on_device = _device_batches(datamodule, device)
-    return {
+    cpu = CpuUse.read()
+    rates = {
         "batch_size": datamodule.batch_size,
         "num_workers": datamodule.num_workers,
         "dataloader_batches_per_s": _rate(from_loader, batches, device, None),
@@ -60,6 +64,7 @@ def loader_rates(datamodule: SRDataModule, device: torch.device, batches: int) -
         "on_device_batches_per_s": _rate(on_device, batches, device, None),
         "on_device_with_degradation_batches_per_s": _rate(on_device, batches, device, datamodule),
     }
+    return {**rates, "others_cpu": CpuUse.read().others_since(cpu)}
 
 
 def _set_up(cfg: DictConfig, cache_dir: str) -> SRDataModule:

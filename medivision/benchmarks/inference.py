@@ -19,10 +19,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from medivision.benchmarks.clock import median, now
+from medivision.benchmarks.clock import CpuUse, median, now
 from medivision.export import ClampedGenerator, write_onnx
 
-VARIANTS = ("eager", "channels_last", "bf16", "compile", "onnxruntime")
+VARIANTS = ("eager", "channels_last", "bf16", "compile", "compile_bf16", "onnxruntime")
 Runner = Callable[[Tensor], Tensor]
 
 
@@ -47,13 +47,13 @@ def measure_inference(generator: nn.Module, config: dict, lr: Tensor, hr: Tensor
                 skipped[variant] = str(reason)
                 continue
             for batch_size in batch_sizes:
-                speed, outputs = _time(runner, lr, batch_size, repeats, device)
+                speed, outputs, others = _time(runner, lr, batch_size, repeats, device)
                 psnr = _psnr(outputs, hr)
                 results.append({
                     "variant": variant, "batch_size": batch_size, "images_per_s": speed,
                     "psnr_db": psnr, "psnr_change_db": psnr - reference_psnr,
                     "agreement_psnr_db": _psnr(outputs, reference),
-                    "max_abs_diff": float((outputs - reference).abs().max()),
+                    "max_abs_diff": float((outputs - reference).abs().max()), "others_cpu": others,
                 })
     flops = _flops_per_image(model, lr[:1])
     for row in results:
@@ -78,7 +78,7 @@ def _channels_last(model: nn.Module, config: dict, device: torch.device, threads
     return _without_autograd(copy.deepcopy(model).to(memory_format=torch.channels_last))
 
 
-def _without_autograd(model: nn.Module) -> Runner:
+def _without_autograd(model: Runner) -> Runner:
     @torch.inference_mode()
     def run(lr: Tensor) -> Tensor:
         return model(lr)
@@ -88,32 +88,44 @@ def _without_autograd(model: nn.Module) -> Runner:
 
 def _bf16(model: nn.Module, config: dict, device: torch.device, threads: int, workdir: Path) -> Runner:
     """bf16 autocast with channels-last weights (oneDNN's bf16 kernels on CPUs that have them, tensor cores
-    on GPUs); the output is returned as float32."""
-    fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
-
-    @torch.inference_mode()
-    def run(lr: Tensor) -> Tensor:
-        with torch.autocast(device.type, dtype=torch.bfloat16):
-            return fast(lr).float()
-
-    return run
+    on GPUs); the bicubic skip and the output stay float32."""
+    return _autocast_bf16(copy.deepcopy(model).to(memory_format=torch.channels_last), device)
 
 
 def _compile(model: nn.Module, config: dict, device: torch.device, threads: int, workdir: Path) -> Runner:
     """torch.compile of the channels-last model with frozen weights (constants folded, oneDNN weights
     pre-packed on CPUs); compiled on the first call of each batch size, which the untimed pass absorbs."""
+    return _frozen(_without_autograd(_compiled(model, device)))
+
+
+def _compile_bf16(model: nn.Module, config: dict, device: torch.device, threads: int, workdir: Path) -> Runner:
+    """The compiled model of `compile` under bf16 autocast."""
+    return _frozen(_autocast_bf16(_compiled(model, device), device))
+
+
+def _compiled(model: nn.Module, device: torch.device) -> nn.Module:
     import shutil
 
     if device.type == "cpu" and not (shutil.which("c++") or shutil.which("g++")):
         raise _Unavailable("torch.compile on the CPU needs a C++ compiler, and this machine has none")
+    return torch.compile(copy.deepcopy(model).to(memory_format=torch.channels_last), dynamic=False)
+
+
+def _frozen(runner: Runner) -> Runner:
     import torch._inductor.config as inductor
 
-    compiled = torch.compile(copy.deepcopy(model).to(memory_format=torch.channels_last), dynamic=False)
-
-    @torch.inference_mode()
     def run(lr: Tensor) -> Tensor:
         with inductor.patch(freezing=True):
-            return compiled(lr)
+            return runner(lr)
+
+    return run
+
+
+def _autocast_bf16(model: Runner, device: torch.device) -> Runner:
+    @torch.inference_mode()
+    def run(lr: Tensor) -> Tensor:
+        with torch.autocast(device.type, dtype=torch.bfloat16):
+            return model(lr).float()
 
     return run
 
@@ -143,18 +155,21 @@ def _onnxruntime(model: nn.Module, config: dict, device: torch.device, threads: 
 
 
 _RUNNERS = {"eager": _eager, "channels_last": _channels_last, "bf16": _bf16, "compile": _compile,
-            "onnxruntime": _onnxruntime}
+            "compile_bf16": _compile_bf16, "onnxruntime": _onnxruntime}
 
 
-def _time(runner: Runner, lr: Tensor, batch_size: int, repeats: int, device: torch.device) -> tuple[float, Tensor]:
-    """(images/s, median of `repeats` timed passes over lr after one untimed pass; outputs of the last pass)."""
+def _time(runner: Runner, lr: Tensor, batch_size: int, repeats: int,
+          device: torch.device) -> tuple[float, Tensor, float | None]:
+    """Images/s (median of `repeats` timed passes over lr after one untimed pass), the outputs of the last
+    pass, and the cores' worth of CPU other processes used meanwhile."""
     _run_all(runner, lr, batch_size)
     seconds = []
+    before = CpuUse.read()
     for _ in range(repeats):
         start = now(device)
         outputs = _run_all(runner, lr, batch_size)
         seconds.append(now(device) - start)
-    return len(lr) / median(seconds), outputs
+    return len(lr) / median(seconds), outputs, CpuUse.read().others_since(before)
 
 
 def _run_all(runner: Runner, lr: Tensor, batch_size: int) -> Tensor:

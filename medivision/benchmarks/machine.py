@@ -13,14 +13,16 @@ from medivision.benchmarks.clock import now
 
 
 def describe(device: torch.device, precision: str) -> dict:
-    """The header of the benchmark table: where, with what, and the machine's measured matrix-multiply rate.
+    """The header of the benchmark table: where, with what, how busy, and what this machine's convolutions reach.
 
-    matmul_gflops_*: fp32 and bf16 GFLOP/s of a large matrix product on `device` (1024x1024 on a CPU,
-    8192x8192 on a GPU), a practical peak that the convolution rates can be held against.
+    conv_gflops_*: GFLOP/s of the generator's main layer alone (3x3 convolution, 64 -> 64 channels, a batch
+    of 64 maps of 32x32, channels-last) in fp32 and bf16, a practical peak for the whole-network rates.
+    load_average: the 1-minute load average as the benchmark starts; more than the benchmark's own
+    threads means other work shared the processor, and the numbers are low.
     """
     import onnxruntime
 
-    info = {
+    return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu": _cpu_name(),
         "cpu_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -32,21 +34,22 @@ def describe(device: torch.device, precision: str) -> dict:
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "precision": precision,
+        "load_average": os.getloadavg()[0],
+        "conv_gflops_float32": conv_gflops(device, torch.float32),
+        "conv_gflops_bfloat16": conv_gflops(device, torch.bfloat16),
     }
-    size = 8192 if device.type == "cuda" else 1024
-    for dtype in (torch.float32, torch.bfloat16):
-        info[f"matmul_gflops_{str(dtype).removeprefix('torch.')}"] = matmul_gflops(device, dtype, size)
-    return info
 
 
-def matmul_gflops(device: torch.device, dtype: torch.dtype, size: int, repeats: int = 10) -> float:
-    """GFLOP/s of `repeats` products of two size x size matrices (after one untimed product)."""
-    a, b = (torch.randn(size, size, device=device).to(dtype) for _ in range(2))
-    a @ b
+@torch.inference_mode()
+def conv_gflops(device: torch.device, dtype: torch.dtype, repeats: int = 10) -> float:
+    """GFLOP/s of `repeats` 3x3 convolutions, 64 -> 64 channels, on [64, 64, 32, 32] (after one untimed one)."""
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(device, dtype, memory_format=torch.channels_last)
+    x = torch.rand(64, 64, 32, 32, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    conv(x)
     start = now(device)
     for _ in range(repeats):
-        a @ b
-    return repeats * 2 * size**3 / (now(device) - start) / 1e9
+        conv(x)
+    return repeats * 2 * 64 * 64 * 9 * 32 * 32 * 64 / (now(device) - start) / 1e9
 
 
 def _cpu_name() -> str:

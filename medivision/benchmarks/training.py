@@ -22,8 +22,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch import Tensor
 from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 
-from medivision.benchmarks.clock import median, now
+from medivision.benchmarks.clock import CpuUse, median, now
 from medivision.data import SRDataModule, augment, degrade
 from medivision.data.device_batches import DeviceBatches
 from medivision.losses import pixel_loss
@@ -50,19 +51,22 @@ def measure_training(cfg: DictConfig, datamodule: SRDataModule, plain_data: SRDa
     plain = PlainLoop(instantiate(cfg.model), device, PRECISIONS[precision])
     if not module.gan_stage:
         raise ValueError("the training benchmark times the GAN stage: set model.pretrain_epochs=0 and model.gan=true")
-    results = {"lightning": [], "plain": [], "fit_seconds": [], "plain_loop_seconds": []}
+    results = {key: [] for key in ("lightning", "plain", "fit_seconds", "plain_loop_seconds", "lightning_others_cpu",
+                                   "plain_others_cpu")}
     for number in range(rounds):
         sides = ("lightning", "plain") if number % 2 == 0 else ("plain", "lightning")
         for side in sides:
             if side == "lightning":
-                speed, seconds = _lightning_turn(cfg, module, datamodule, warmup, steps)
+                speed, seconds, others = _lightning_turn(cfg, module, datamodule, warmup, steps)
                 results["fit_seconds"].append(seconds)
             else:
                 with contextlib.closing(_plain_batches(plain_data, device)) as batches:
-                    speed, seconds = plain.turn(batches, warmup, steps)
+                    speed, seconds, others = plain.turn(batches, warmup, steps)
                 results["plain_loop_seconds"].append(seconds)
             results[side].append(speed)
+            results[f"{side}_others_cpu"].append(others)
     lightning, plain_speed = median(results["lightning"]), median(results["plain"])
+    flops = step_flops(cfg, datamodule)
     return {
         "stage": "gan",
         "batch_size": datamodule.batch_size,
@@ -80,8 +84,21 @@ def measure_training(cfg: DictConfig, datamodule: SRDataModule, plain_data: SRDa
         "lightning_images_per_s": lightning,
         "plain_images_per_s": plain_speed,
         "ratio": lightning / plain_speed,
+        "gflop_per_image": flops / 1e9,
+        "lightning_tflop_per_s": lightning * flops / 1e12,
         "per_round": results,
     }
+
+
+def step_flops(cfg: DictConfig, datamodule: SRDataModule) -> float:
+    """FLOPs of one GAN training step per image (forward and backward of G, D and VGG; 2 per multiply-add),
+    counted by PyTorch's FlopCounterMode on a single image with a fresh eager copy of the model on the CPU."""
+    plain = PlainLoop(instantiate(cfg.model, compile=False, channels_last=False), torch.device("cpu"), None)
+    hr = datamodule.train_set.hr[:1].float() / 255.0
+    counter = FlopCounterMode(display=False)
+    with counter:
+        plain.step(degrade(hr, datamodule.scale, datamodule.degradation), hr)
+    return float(counter.get_total_flops())
 
 
 class StepClock(L.Callback):
@@ -92,19 +109,22 @@ class StepClock(L.Callback):
         self.warmup = warmup
         self.start = self.seconds = 0.0
         self.images = 0
+        self.cpu = self.others = None
 
     def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
         if batch_idx == self.warmup - 1:
-            self.start = now(module.device)
+            self.start, self.cpu = now(module.device), CpuUse.read()
         elif batch_idx >= self.warmup:
             self.images += batch["hr"].shape[0]
         if batch_idx == trainer.num_training_batches - 1:
             self.seconds = now(module.device) - self.start
+            self.others = CpuUse.read().others_since(self.cpu)
 
 
 def _lightning_turn(cfg: DictConfig, module: SRModule, datamodule: SRDataModule, warmup: int,
-                    steps: int) -> tuple[float, float]:
-    """One fit of warmup + steps batches; returns (images/s over the timed batches, seconds of the whole fit)."""
+                    steps: int) -> tuple[float, float, float | None]:
+    """One fit of warmup + steps batches: images/s over the timed batches, seconds of the whole fit, and the
+    cores' worth of CPU other processes used during the timed batches."""
     clock = StepClock(warmup)
     loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
     trainer: L.Trainer = instantiate(
@@ -113,7 +133,7 @@ def _lightning_turn(cfg: DictConfig, module: SRModule, datamodule: SRDataModule,
     )
     start = now(module.device)
     trainer.fit(module, datamodule=datamodule)
-    return clock.images / clock.seconds, now(module.device) - start
+    return clock.images / clock.seconds, now(module.device) - start, clock.others
 
 
 def _plain_batches(datamodule: SRDataModule, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
@@ -148,20 +168,23 @@ class PlainLoop:
         self.optimizer_d = parts.optimizer_d(parts.discriminator.parameters()) if parts.discriminator else None
         self.steps = 0
 
-    def turn(self, batches: Iterator[tuple[Tensor, Tensor]], warmup: int, steps: int) -> tuple[float, float]:
-        """warmup + steps batches; returns (images/s over the timed batches, seconds of the whole turn)."""
+    def turn(self, batches: Iterator[tuple[Tensor, Tensor]], warmup: int,
+             steps: int) -> tuple[float, float, float | None]:
+        """warmup + steps batches: images/s over the timed batches, seconds of the whole turn, and the cores'
+        worth of CPU other processes used during the timed batches."""
         images = 0
         begin = start = now(self.device)
+        cpu = CpuUse.read()
         for number, (lr, hr) in enumerate(batches):
             self.step(lr, hr)
             if number == warmup - 1:
-                start = now(self.device)
+                start, cpu = now(self.device), CpuUse.read()
             elif number >= warmup:
                 images += hr.shape[0]
             if number == warmup + steps - 1:
                 break
         end = now(self.device)
-        return images / (end - start), end - begin
+        return images / (end - start), end - begin, CpuUse.read().others_since(cpu)
 
     def step(self, lr: Tensor, hr: Tensor) -> None:
         parts, weights = self.parts, self.parts.loss_cfg

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +27,16 @@ logger = logging.getLogger(__name__)
 class SRDataModule(L.LightningDataModule):
     """Brain MRI slices for 4x super-resolution.
 
-    The dataloaders yield {"hr": uint8 [B, 1, hr_size, hr_size], "label": int64 [B]}. Once a batch is
-    on its device, `on_after_batch_transfer` turns it into
+    The dataloaders yield {"hr": uint8 [B, 1, hr_size, hr_size], "label": int64 [B], "index": int64 [B]}
+    (index: the image's row in the cached data, stable across splits). Once a batch is on its device,
+    `on_after_batch_transfer` turns it into
         hr    float [B, 1, hr_size, hr_size] in [0, 1], randomly flipped/rotated when training
-        lr    float [B, 1, hr_size/scale, hr_size/scale] in [0, 1], degrade(hr, scale, degradation)
+        lr    float [B, 1, hr_size/scale, hr_size/scale] in [0, 1], degrade(hr, scale, degradation, ...)
         label int64 [B], index into `class_names`
-    so the degradation runs on the GPU and only uint8 HR crosses the bus.
+    so the degradation runs on the GPU and only uint8 HR crosses the bus. `degradation` is one of
+    medivision.data.degradations.DEGRADATIONS, with `degradation_options` (DegradationOptions fields).
+    Training draws fresh noise for every batch; validation and test noise is drawn from `seed` and each
+    image's index, so their LR is the same in every run (see medivision.data.degradations).
 
     source: "kaggle" (root holds Training/ and Testing/), "folder" (images below root), "nifti"
     (a .nii/.nii.gz file or a folder of them) or "mni152" (the template inside nilearn; no root).
@@ -47,6 +51,7 @@ class SRDataModule(L.LightningDataModule):
         hr_size: int = 128,
         scale: int = 4,
         degradation: str = "bicubic",
+        degradation_options: Mapping[str, Any] | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
         val_fraction: float = 0.1,
@@ -62,7 +67,7 @@ class SRDataModule(L.LightningDataModule):
         super().__init__()
         axes = tuple(axes)
         _check_arguments(
-            source, root, hr_size, scale, degradation, batch_size, num_workers,
+            source, root, hr_size, scale, degradation, degradation_options, batch_size, num_workers,
             val_fraction, test_fraction, limit, axes, min_foreground,
         )  # fmt: skip
         self.source = source
@@ -70,6 +75,7 @@ class SRDataModule(L.LightningDataModule):
         self.hr_size = hr_size
         self.scale = scale
         self.degradation = degradation
+        self.degradation_options = degradations.DegradationOptions.from_config(degradation_options)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_fraction = val_fraction
@@ -133,9 +139,13 @@ class SRDataModule(L.LightningDataModule):
         """uint8 HR on the device -> float HR in [0, 1] (augmented when training) and its LR."""
         hr = batch["hr"]
         hr = hr.float().div_(255.0) if hr.dtype == torch.uint8 else hr.float()
-        if self.augment and self.trainer is not None and self.trainer.training:
+        training = self.trainer is not None and self.trainer.training
+        if self.augment and training:
             hr = degradations.augment(hr)
-        lr = degradations.degrade(hr, self.scale, self.degradation)
+        seeds = None
+        if not training and self.degradation in degradations.RANDOM_KINDS:
+            seeds = degradations.sample_seeds(self.seed, batch["index"])
+        lr = degradations.degrade(hr, self.scale, self.degradation, self.degradation_options, seeds)
         return {"hr": hr, "lr": lr, "label": batch["label"]}
 
     def summary(self) -> str:
@@ -201,7 +211,7 @@ class SRDataModule(L.LightningDataModule):
 def _subset(data: dict[str, Any], index: np.ndarray) -> HRDataset:
     rows = torch.from_numpy(index)
     return HRDataset(
-        data["hr"][rows], data["labels"][rows], [data["paths"][i] for i in index], data["slice_index"][rows]
+        data["hr"][rows], data["labels"][rows], [data["paths"][i] for i in index], data["slice_index"][rows], rows
     )
 
 
@@ -223,6 +233,7 @@ def _check_arguments(
     hr_size: int,
     scale: int,
     degradation: str,
+    degradation_options: Mapping[str, Any] | None,
     batch_size: int,
     num_workers: int,
     val_fraction: float,
@@ -249,6 +260,7 @@ def _check_arguments(
         problems.append(
             f"data.degradation={degradation!r} is not one of {', '.join(degradations.DEGRADATIONS)}"
         )
+    problems += degradations.options_problems(degradation_options)
     if batch_size < 1:
         problems.append(f"data.batch_size={batch_size} must be at least 1")
     if num_workers < 0:

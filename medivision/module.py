@@ -1,6 +1,8 @@
 """The LightningModule: SRResNet pixel-loss pretraining, then the SRGAN stage, with an EMA generator."""
 
+import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -14,6 +16,11 @@ from medivision.losses import AdversarialLoss, PerceptualLoss, pixel_loss
 from medivision.models import Discriminator, SRResNet
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """Too many training steps in a row had a non-finite loss; the message says what to do."""
 
 
 def _metrics() -> nn.ModuleDict:
@@ -34,6 +41,13 @@ class SRModule(L.LightningModule):
     adversarial), each under `toggled_optimizer`. A term whose weight is 0 is not computed; with an
     adversarial weight of 0 no discriminator is built. Validation, test and export use the EMA generator.
     Lightning's `global_step` counts optimizer steps (two per GAN batch), so schedules count epochs.
+
+    A non-finite (NaN/Inf) loss skips the optimizer update it would feed: a bad discriminator loss skips
+    the whole batch (D and G), a bad generator loss the G update; either way the networks' buffers that
+    forward passes update (BatchNorm statistics, spectral-norm vectors) go back to their values before
+    the batch, so one bad batch leaves no NaN behind. Skipped batches are counted
+    (`skipped_steps`, logged as train/skipped_steps each epoch); after `max_bad_steps` bad batches in a
+    row, training stops with TrainingDiverged, leaving the last checkpoint, written before, as it was.
     """
 
     def __init__(
@@ -50,6 +64,7 @@ class SRModule(L.LightningModule):
         lr_milestones: Sequence[int] = (),
         lr_gamma: float = 0.5,
         init_from: str | None = None,
+        max_bad_steps: int = 20,
     ):
         super().__init__()
         # train.py logs the whole Hydra config; the module keeps its own arguments for checkpoints only
@@ -60,6 +75,10 @@ class SRModule(L.LightningModule):
                 raise ValueError(f"model.loss.{name}.weight={loss[name]['weight']} must be >= 0")
         if pretrain_epochs < 0:
             raise ValueError(f"model.pretrain_epochs={pretrain_epochs} must be >= 0")
+        if max_bad_steps < 1:
+            raise ValueError(f"model.max_bad_steps={max_bad_steps} must be at least 1")
+        self.bad_steps = 0  # batches in a row whose loss was not finite
+        self.skipped_steps = 0  # all such batches in the run (kept in checkpoints)
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.loss_cfg = loss
         self.generator = SRResNet(**generator)
@@ -90,16 +109,23 @@ class SRModule(L.LightningModule):
         lr, hr = batch["lr"], batch["hr"]
         optimizers = self.optimizers()
         opt_g, opt_d = optimizers if isinstance(optimizers, list) else (optimizers, None)
+        buffers = self._net_buffers()
+        before = [buffer.clone() for buffer in buffers]  # device copies of a few small tensors; no sync
         sr = self.generator(lr)
         losses = {}
         if self.gan_stage and opt_d is not None:
             with self.toggled_optimizer(opt_d):
                 real_logits = self.discriminator(hr)
                 losses["d_loss"] = self.adversarial.discriminator(real_logits, self.discriminator(sr.detach()))
+                if not self._finite(losses["d_loss"], "d_loss", buffers, before):
+                    return
                 self._optimize(opt_d, losses["d_loss"])
         with self.toggled_optimizer(opt_g):
             losses.update(self.generator_losses(sr, hr))
+            if not self._finite(losses["g_loss"], "g_loss", buffers, before):
+                return
             self._optimize(opt_g, losses["g_loss"])
+        self.bad_steps = 0
         self.ema.update(self.generator, self.global_step)
         self._log_losses(losses, hr.shape[0])
 
@@ -116,6 +142,41 @@ class SRModule(L.LightningModule):
             )
         losses["g_loss"] = sum(losses.values())
         return losses
+
+    def _net_buffers(self) -> list[Tensor]:
+        """The buffers of G and D (BatchNorm statistics, spectral-norm vectors), which forward passes change."""
+        nets = [self.generator] + ([self.discriminator] if self.discriminator is not None else [])
+        return [buffer for net in nets for buffer in net.buffers()]
+
+    def _finite(self, loss: Tensor, name: str, buffers: list[Tensor], before: list[Tensor]) -> bool:
+        """Whether `loss` is finite on every process; if not, put `buffers` back to `before`, count the batch as
+        skipped, and stop after too many in a row.
+
+        Reading the answer costs one host-device sync per optimizer step (one bool; under DDP also one
+        all-reduce so that every process skips together): the update must be decided before it runs.
+        """
+        finite = self.trainer.strategy.reduce_boolean_decision(bool(torch.isfinite(loss).all()), all=True)
+        if finite:
+            return True
+        for buffer, saved in zip(buffers, before):
+            buffer.copy_(saved)
+        self.bad_steps += 1
+        self.skipped_steps += 1
+        log.warning("skipped a training batch: %s is not finite (epoch %d, global step %d, %d in a row)",
+                    name, self.current_epoch, self.global_step, self.bad_steps)
+        if self.bad_steps >= self.hparams.max_bad_steps:
+            paths = [p for callback in self.trainer.checkpoint_callbacks
+                     for p in (callback.last_model_path, callback.best_model_path)]
+            written = [path for path in paths if path and Path(path).is_file()]
+            last = max(written, key=lambda path: Path(path).stat().st_mtime_ns, default="")
+            raise TrainingDiverged(
+                f"training stopped: {self.bad_steps} batches in a row had a non-finite loss ({name} is NaN or "
+                f"Inf; epoch {self.current_epoch}, global step {self.global_step}); their updates were skipped, "
+                f"so no weights were changed by them. Last checkpoint: {last or 'none written yet'}. Lower the "
+                "learning rates (model.optimizer_g.lr, model.optimizer_d.lr), set model.gradient_clip, or check "
+                "the data, then resume with ckpt_path=<that checkpoint> (model.max_bad_steps sets the limit)"
+            )
+        return False
 
     def _log_losses(self, losses: dict[str, Tensor], batch_size: int) -> None:
         """train/<name>_step: this process's batch; train/<name>_epoch: the epoch mean over all processes
@@ -134,12 +195,19 @@ class SRModule(L.LightningModule):
         optimizer.step()
 
     def on_train_epoch_end(self) -> None:
-        """Step decay: lr = initial lr * lr_gamma ** (number of lr_milestones reached)."""
+        """Step decay: lr = initial lr * lr_gamma ** (number of lr_milestones reached); skipped batches so far."""
+        self.log("train/skipped_steps", float(self.skipped_steps), on_epoch=True)
         reached = sum(self.current_epoch + 1 >= milestone for milestone in self.hparams.lr_milestones)
         optimizers = self.optimizers()
         for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * self.hparams.lr_gamma**reached
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["skipped_steps"], checkpoint["bad_steps"] = self.skipped_steps, self.bad_steps
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.skipped_steps, self.bad_steps = checkpoint.get("skipped_steps", 0), checkpoint.get("bad_steps", 0)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
         return self._evaluate(batch, "val")

@@ -6,7 +6,7 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,16 +47,20 @@ def load_or_build(path: Path, build: Callable[[], dict[str, Any]]) -> tuple[dict
 
 
 def save_atomic(data: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file next to `path`, then rename it into place.
+    """torch.save to a temporary file next to `path`, flush it to disk, then rename it into place.
 
-    Readers, including other DDP ranks, see either no file or a complete one.
+    Readers, including other DDP ranks, see either the previous file (or none) or a complete new one,
+    also after a crash or a kill in the middle of writing, which leaves only a hidden .NAME.*.tmp file.
+    The file gets the permissions the umask gives new files (mkstemp would make it private).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
-        with os.fdopen(handle, "wb") as file:
+        with open(temporary, "xb") as file:
             torch.save(data, file)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise

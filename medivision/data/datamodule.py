@@ -13,11 +13,12 @@ import numpy as np
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from medivision.data import degradations
 from medivision.data.build import SOURCES, load_source
 from medivision.data.dataset import HRDataset
+from medivision.data.loader import ResumableLoader
 from medivision.data.splits import SPLITS, make_splits
 from medivision.data.volumes import PLANES
 
@@ -182,18 +183,25 @@ class SRDataModule(L.LightningDataModule):
         return dataset
 
     def _loader(self, dataset: HRDataset, shuffle: bool) -> DataLoader:
-        return DataLoader(
+        return (ResumableLoader if shuffle else DataLoader)(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            sampler=None if shuffle else self._evaluation_sampler(dataset),
+            sampler=self._training_sampler(dataset) if shuffle else self._evaluation_sampler(dataset),
             # Dropping the ragged last batch keeps batch statistics steady, unless it would drop everything.
             drop_last=shuffle and len(dataset) > self.batch_size,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            # Worker seeds come from here rather than from torch's global generator, whose state a resumed
+            # run restores (medivision.checkpointing.RandomState) and nothing else may advance.
+            generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def _training_sampler(self, dataset: HRDataset) -> DistributedSampler:
+        """A shuffle that depends only on the seed and the epoch (Lightning sets it), so a run resumed in the
+        middle of an epoch sees the same order; under DDP each process takes its share."""
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
+        return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
 
     def _evaluation_sampler(self, dataset: HRDataset) -> UnrepeatedDistributedSampler | None:
         """Under DDP, each validation/test image on exactly one process.

@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,19 @@ def cache_key(files: Sequence[str | os.PathLike], settings: Mapping[str, Any]) -
 def load_or_build(path: Path, build: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
     """Load the cached dict at `path`, or build and save it. Returns (data, whether the cache was hit).
 
-    The file holds only tensors, strings and numbers, so it loads with weights_only=True.
+    The file holds only tensors, strings and numbers, so it loads with weights_only=True: a file that
+    needs anything else (a tampered one, whose unpickling would run code) is refused, not run. A cache
+    file that cannot be loaded is rebuilt, with a warning: it holds nothing that cannot be decoded again.
     """
     if path.is_file():
-        data = torch.load(path, weights_only=True)
-        logger.info("data cache hit: %s", path)
-        return data, True
+        try:
+            data = torch.load(path, weights_only=True)
+        except Exception as error:  # unpickler, zip reader and torch errors come with any type
+            warnings.warn(f"data cache {path} cannot be loaded ({type(error).__name__}: "
+                          f"{str(error).strip().splitlines()[0]}); rebuilding it", stacklevel=2)
+        else:
+            logger.info("data cache hit: %s", path)
+            return data, True
     data = build()
     save_atomic(data, path)
     logger.info("data cache built: %s", path)

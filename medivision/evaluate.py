@@ -24,7 +24,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from medivision.data import SRDataModule, degrade, upsample_bicubic
+from medivision.data.datamodule import SRDataModule
+from medivision.data.degradations import degrade, upsample_bicubic
 from medivision.evaluate_report import CONSISTENT, case_figure, markdown, means, write_csv
 from medivision.image_metrics import METRICS, foreground_mask, image_metrics
 from medivision.inference import SRModel, load_model, make_consistent

@@ -29,6 +29,7 @@ from medivision.data.degradations import degrade, upsample_bicubic
 from medivision.evaluate_report import CONSISTENT, case_figure, markdown, means, write_csv
 from medivision.image_metrics import METRICS, foreground_mask, image_metrics
 from medivision.inference import SRModel, load_model, make_consistent
+from medivision.wandb_log import finish_run
 
 
 @dataclass
@@ -169,7 +170,7 @@ def _log(loggers: list, result: Evaluation, cfg: DictConfig) -> None:
             logger.save()
     finally:
         if loggers:
-            wandb.finish()
+            finish_run()
 
 
 if __name__ == "__main__":

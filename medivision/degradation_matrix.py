@@ -21,8 +21,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from medivision.data import SRDataModule, upsample_bicubic
-from medivision.data.degradations import DEGRADATIONS
+from medivision.data.datamodule import SRDataModule
+from medivision.data.degradations import DEGRADATIONS, upsample_bicubic
 from medivision.inference import SRModel, load_model
 
 METRICS = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")

@@ -24,11 +24,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from medivision.data import SRDataModule, degrade, upsample_bicubic
-from medivision.data.degradations import sample_seeds
+from medivision.data.datamodule import SRDataModule
+from medivision.data.degradations import degrade, sample_seeds, upsample_bicubic
 from medivision.evaluate_report import CONSISTENT, case_figure, markdown, means, write_csv
 from medivision.image_metrics import METRICS, foreground_mask, image_metrics
 from medivision.inference import SRModel, load_model, make_consistent
+from medivision.wandb_log import finish_run
 
 
 @dataclass
@@ -171,7 +172,7 @@ def _log(loggers: list, result: Evaluation, cfg: DictConfig) -> None:
             logger.save()
     finally:
         if loggers:
-            wandb.finish()
+            finish_run()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import wandb
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
@@ -15,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from medivision.launching import command_line_overrides, refuse_ddp_in_local_multirun
 from medivision.loggers import make_loggers, start_loggers
 from medivision.report import metrics_table
+from medivision.wandb_log import finish_run
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -42,7 +42,7 @@ def train(cfg: DictConfig) -> float | None:
             results["test"] = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint)[0]
         summary = _summary(trainer, results, best, loggers) if trainer.is_global_zero else ""
     finally:
-        wandb.finish()
+        finish_run()
     if summary:
         print(summary)  # after W&B's own closing lines, so the run ends with where everything is
     return results["val"].get(cfg.optimized_metric)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import lightning as L
 import torch
 
-from medivision.data import SRDataModule
+from medivision.data.datamodule import SRDataModule
 
 
 class NaNBatches(SRDataModule):

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medivision.data import DataError, SRDataModule
+from medivision.data.datamodule import SRDataModule
 from medivision.data.decode import read_gray, to_hr
+from medivision.data.sources import DataError
 from medivision.train import train
 from tests.conftest import brain_like
 from tests.training import REPO, compose_train, tiny
@@ -25,7 +26,7 @@ from tests.training import REPO, compose_train, tiny
 # Report of an SRDataModule set up in a fresh process: what was skipped and why, and the split sizes.
 SETUP_REPORT = """
 import json, sys, warnings
-from medivision.data import SRDataModule
+from medivision.data.datamodule import SRDataModule
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     dm = SRDataModule(source="kaggle", root=sys.argv[1], cache_dir=sys.argv[2])

@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from medivision.data import DataError, SRDataModule, augment, degrade, upsample_bicubic
+from medivision.data.datamodule import SRDataModule
 from medivision.data.decode import read_gray, to_hr
+from medivision.data.degradations import augment, degrade, upsample_bicubic
+from medivision.data.sources import DataError
 from medivision.data.splits import image_hashes
 from medivision.data.volumes import PLANES
 

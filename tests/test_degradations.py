@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from medivision.data import SRDataModule
 from medivision.data.acquisition import gaussian_psf
+from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import DEGRADATIONS, DegradationOptions, degrade, sample_seeds
 
 NOISELESS = DegradationOptions(noise=(0.0, 0.0))

@@ -12,7 +12,7 @@ from scipy.ndimage import binary_dilation, binary_fill_holes, gaussian_filter
 from skimage.metrics import peak_signal_noise_ratio
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from medivision.data import degrade, upsample_bicubic
+from medivision.data.degradations import degrade, upsample_bicubic
 from medivision.evaluate import evaluate
 from medivision.export import export
 from medivision.image_metrics import foreground_mask

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from medivision.checkpoints import load_checkpoint
-from medivision.data import SRDataModule
+from medivision.data.datamodule import SRDataModule
 from medivision.inference import load_model
 from medivision.train import train
 from tests.training import compose_train, tiny

@@ -191,8 +191,9 @@ def heat_map(path: Path, rows: list[dict], labels: list[str], kinds: list[str]) 
         for i, label in enumerate(labels):
             for j, kind in enumerate(kinds):
                 values = cell[(label, kind)]
+                colour = "white" if abs(float(gain[i, j])) > 0.6 * limit else "black"  # readable on dark cells
                 axis.text(j, i, f"{values[metric]:.{digits}f}\n(bicubic {values[f'bicubic_{metric}']:.{digits}f})",
-                          ha="center", va="center", fontsize=7)
+                          ha="center", va="center", fontsize=7, color=colour)
         axis.set_xticks(range(len(kinds)), kinds, fontsize=8)
         axis.set_yticks(range(len(labels)), labels, fontsize=8)
         axis.set_xlabel("evaluated on")

@@ -1,7 +1,8 @@
 """Checkpoints that survive crashes and resume exactly: atomic writes, data-only reads, random state.
 
-`trainer.plugins` holds AtomicCheckpointIO and `callbacks` RandomState (conf/trainer/default.yaml,
-conf/callbacks/default.yaml); medivision.data.loader.ResumableLoader supplies the data position.
+`trainer.plugins` holds AtomicCheckpointIO, `callbacks` RandomState and StepCheckpoint
+(conf/trainer/default.yaml, conf/callbacks/default.yaml); medivision.data.loader.ResumableLoader
+supplies the data position.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from medivision.checkpoints import load_checkpoint
@@ -39,6 +41,22 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def load_checkpoint(self, path, map_location: Any = None, weights_only: bool | None = None) -> dict[str, Any]:
         return load_checkpoint(path)
+
+
+class StepCheckpoint(ModelCheckpoint):
+    """Writes last.ckpt every `every_n_train_steps` optimizer steps (two per GAN batch), mid-epoch too.
+
+    Nothing else: the epoch-end checkpoints (best and last) are the monitored ModelCheckpoint's job, so this
+    one only bounds what a killed run loses. None (the default) turns it off. It writes to the same last.ckpt
+    (no last-v1.ckpt), which `ckpt_path=last` finds.
+    """
+
+    def __init__(self, dirpath: str, every_n_train_steps: int | None = None) -> None:
+        super().__init__(dirpath=dirpath, every_n_train_steps=every_n_train_steps, every_n_epochs=0, save_top_k=0,
+                         save_last=True, enable_version_counter=False)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Lightning would write a last.ckpt here if this callback never had; the monitored one has."""
 
 
 class RandomState(L.Callback):

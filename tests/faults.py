@@ -48,8 +48,12 @@ class _KillsWhenPickled:
 
 
 class _SaveFault(L.Callback):
-    def __init__(self, step: int) -> None:
+    """Goes off in the first checkpoint write at global step `step` or later, after letting `spare` such
+    writes through."""
+
+    def __init__(self, step: int, spare: int = 0) -> None:
         self.step = step
+        self.spare = spare
         self.trainer: L.Trainer | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
@@ -60,20 +64,23 @@ class _SaveFault(L.Callback):
 
     def state_dict(self) -> dict:
         # Lightning pickles callback states as part of the checkpoint: this object goes off mid-write.
-        if self.trainer is not None and self.trainer.global_step >= self.step:
-            return {"fault": self.fault()}
-        return {}
+        if self.trainer is None or self.trainer.global_step < self.step:
+            return {}
+        if self.spare > 0:
+            self.spare -= 1
+            return {}
+        return {"fault": self.fault()}
 
 
 class FailWhileSaving(_SaveFault):
-    """From global step `step` on, every checkpoint save raises an exception while the file is written."""
+    """Checkpoint saves from global step `step` on (after `spare` of them) raise an exception mid-write."""
 
     def fault(self) -> object:
         return _Unpicklable()
 
 
 class KillWhileSaving(_SaveFault):
-    """The first checkpoint save at or after global step `step` SIGKILLs the process while writing the file."""
+    """The first checkpoint save at or after global step `step` (after `spare`) SIGKILLs the process mid-write."""
 
     def fault(self) -> object:
         return _KillsWhenPickled()

@@ -91,7 +91,6 @@ def test_an_exception_while_saving_leaves_the_previous_checkpoint(kaggle_root, t
     assert [path.name for path in folder.iterdir()] == ["last.ckpt"]  # and left no temporary file
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("degradation", ["bicubic", "random"])
 def test_same_seed_and_config_give_identical_metrics(degradation, kaggle_root, tmp_path):
     def run(folder, seed):

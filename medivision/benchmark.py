@@ -23,7 +23,7 @@ from medivision.benchmarks.synthetic import write_kaggle_layout
 from medivision.benchmarks.table import format_report
 from medivision.benchmarks.training import measure_training
 from medivision.checkpoints import load_generator
-from medivision.data import SRDataModule
+from medivision.data.datamodule import SRDataModule
 from medivision.data.decode import available_cpus
 from medivision.launching import command_line_overrides
 from medivision.models import SRResNet
@@ -92,7 +92,8 @@ def _inference(cfg: DictConfig, datamodule: SRDataModule, device: torch.device) 
         generator = SRResNet(**config)
     settings = cfg.benchmark.inference
     count = settings.images
-    lr = datamodule.evaluation_lr(torch.device("cpu"))[:count]
+    rows = torch.cat([datamodule.val_set.rows, datamodule.test_set.rows])[:count]
+    lr = datamodule.evaluation_lr(torch.device("cpu"))[rows]
     hr = torch.cat([datamodule.val_set.hr, datamodule.test_set.hr])[:count].float() / 255.0
     result = measure_inference(generator, config, lr, hr, list(settings.batch_sizes), list(settings.variants),
                                settings.repeats, device, torch.get_num_threads())

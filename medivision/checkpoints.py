@@ -23,11 +23,20 @@ def load_checkpoint(path: str | Path) -> dict:
     except Exception as error:  # garbage bytes fail in the zip reader, the unpickler or torch, with any type
         raise ValueError(
             f"{path} cannot be loaded as a checkpoint (truncated, not a checkpoint, or it contains code "
-            f"objects, which are refused): {str(error).splitlines()[0]}"
+            f"objects, which are refused): {_reason(error)}"
         ) from error
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise ValueError(f"{path} is not a MediVision/Lightning checkpoint: it has no 'state_dict'")
     return checkpoint
+
+
+def _reason(error: Exception) -> str:
+    """The telling line of a load error: for a refused pickle, what the data-only unpickler refused (the
+    global or the instruction; torch's first line only says how to load the file anyway)."""
+    text = str(error)
+    _, found, refused = text.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (refused if found else text).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def ema_generator_weights(checkpoint: dict, path: str | Path) -> dict[str, torch.Tensor]:

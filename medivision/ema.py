@@ -3,7 +3,7 @@
 import copy
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 
 class EMA(nn.Module):
@@ -21,12 +21,21 @@ class EMA(nn.Module):
         self.decay = decay
 
     @torch.no_grad()
-    def update(self, model: nn.Module, step: int) -> None:
-        """Move the average towards `model`'s current weights and buffers; `step` counts from 0."""
+    def update(self, model: nn.Module, step: int, accept: Tensor | None = None) -> None:
+        """Move the average towards `model`'s current weights and buffers; `step` counts from 0.
+
+        accept: bool [] on the device; when False (a skipped training batch) the average stays as it is,
+        decided on the device.
+        """
         n = float(step)
         weight = 1.0 - min(self.decay, (1.0 + n) / (10.0 + n))
         ema_params = list(self.module.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], weight)
+        if accept is not None:
+            weight = accept * weight
+            weights = [weight] * len(ema_params)  # a list of tensors: a single tensor weight is read by the host
+        else:
+            weights = weight
+        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], weights)
         for ema_buffer, buffer in zip(self.module.buffers(), model.buffers()):
             if ema_buffer.is_floating_point():
                 ema_buffer.lerp_(buffer, weight)

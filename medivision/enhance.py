@@ -21,6 +21,7 @@ import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from medivision.data.degradations import DEGRADATIONS, DegradationOptions
 from medivision.enhance_paths import Plan, plan
 from medivision.formats import ESTIMATE_NOTE
 from medivision.formats import dicom as dicom_files
@@ -51,6 +52,7 @@ class Upscaler:
     consistency: bool = False
     iterations: int = 20
     degradation: str = "bicubic"
+    degradation_options: DegradationOptions | None = None
 
     def __call__(self, unit: np.ndarray) -> tuple[np.ndarray, list[float]]:
         """float32 [N, C, h, w] in [0, 1] -> (float32 [N, C, s*h, s*w] in [0, 1], LR-consistency PSNR per image)."""
@@ -58,8 +60,8 @@ class Upscaler:
         scale = self.model.scale
         sr = super_resolve(self.model, lr, scale, self.tile, self.overlap, self.batch_size)
         if self.consistency:
-            sr = make_consistent(sr, lr, scale, self.degradation, self.iterations)
-        return sr.numpy(), lr_consistency_psnr(sr, lr, scale, self.degradation).tolist()
+            sr = make_consistent(sr, lr, scale, self.degradation, self.iterations, self.degradation_options)
+        return sr.numpy(), lr_consistency_psnr(sr, lr, scale, self.degradation, self.degradation_options).tolist()
 
 
 @dataclass
@@ -98,9 +100,12 @@ def enhance(cfg: DictConfig) -> Report:
         raise ValueError(f"axis={cfg.axis} must be 0, 1 or 2 (the NIfTI array axis slices are cut across)")
     if cfg.intensity not in INTENSITY_MODES:
         raise ValueError(f"intensity={cfg.intensity!r} is not one of {', '.join(INTENSITY_MODES)}")
+    if cfg.degradation not in DEGRADATIONS:
+        raise ValueError(f"degradation={cfg.degradation!r} is not one of {', '.join(DEGRADATIONS)}")
+    options = DegradationOptions.from_config(cfg.get("degradation_options"), key="degradation_options")
     model = load_model(cfg.ckpt, cfg.device)
     upscaler = Upscaler(model, cfg.tile, cfg.overlap, cfg.batch_size, cfg.consistency, cfg.consistency_iterations,
-                        cfg.degradation)
+                        cfg.degradation, options)
     report = Report(ignored=todo.ignored, model=model.name)
     note = ESTIMATE_NOTE.format(scale=model.scale, model=model.name)
     start = time.perf_counter()

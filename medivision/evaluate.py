@@ -24,10 +24,12 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from medivision.data import SRDataModule, degrade, upsample_bicubic
+from medivision.data.datamodule import SRDataModule
+from medivision.data.degradations import degrade, sample_seeds, upsample_bicubic
 from medivision.evaluate_report import CONSISTENT, case_figure, markdown, means, write_csv
 from medivision.image_metrics import METRICS, foreground_mask, image_metrics
 from medivision.inference import SRModel, load_model, make_consistent
+from medivision.wandb_log import finish_run
 
 
 @dataclass
@@ -72,7 +74,7 @@ def evaluate(cfg: DictConfig) -> Evaluation:
         labels = batch["label"].tolist()
         for method in methods:
             numbers = image_metrics(outputs[method], batch["hr"], batch["lr"], mask, datamodule.scale,
-                                    datamodule.degradation)
+                                    datamodule.degradation, datamodule.degradation_options)
             for offset, label in enumerate(labels):
                 index = seen + offset
                 rows.append({
@@ -113,8 +115,8 @@ def _load_models(cfg: DictConfig, scale: int) -> dict[str, SRModel]:
 def _outputs(models: dict[str, SRModel], lr: torch.Tensor, datamodule: SRDataModule, cfg: DictConfig) -> dict:
     outputs = {name: model(lr) for name, model in models.items()}
     if cfg.consistency:
-        outputs["model" + CONSISTENT] = make_consistent(outputs["model"], lr, datamodule.scale,
-                                                        datamodule.degradation, cfg.consistency_iterations)
+        outputs["model" + CONSISTENT] = make_consistent(outputs["model"], lr, datamodule.scale, datamodule.degradation,
+                                                        cfg.consistency_iterations, datamodule.degradation_options)
     outputs["bicubic"] = upsample_bicubic(lr, datamodule.scale)
     return outputs
 
@@ -128,7 +130,9 @@ def _figure(result: Evaluation, model: SRModel, hr_uint8: torch.Tensor, datamodu
     cases = []
     for title, row in picks:
         hr = hr_uint8[row["image"]][None].float() / 255.0
-        lr = degrade(hr, datamodule.scale, datamodule.degradation)
+        # the LR the table measured: the test batch's draws come from the image's own seed
+        seeds = sample_seeds(datamodule.seed, datamodule.test_set.rows[row["image"]][None])
+        lr = degrade(hr, datamodule.scale, datamodule.degradation, datamodule.degradation_options, seeds)
         caption = f"{title}: {row['class']} #{row['image']}\nPSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}"
         cases.append((caption, lr[0], upsample_bicubic(lr, datamodule.scale)[0], model(lr)[0], hr[0]))
     case_figure(result.figure, cases, cfg.error_gain)
@@ -168,7 +172,7 @@ def _log(loggers: list, result: Evaluation, cfg: DictConfig) -> None:
             logger.save()
     finally:
         if loggers:
-            wandb.finish()
+            finish_run()
 
 
 if __name__ == "__main__":

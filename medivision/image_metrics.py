@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from medivision.data.degradations import DegradationOptions
 from medivision.inference import lr_consistency_psnr
 
 METRICS = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lr_psnr")
@@ -43,7 +44,7 @@ def _grow(mask: Tensor) -> Tensor:
 
 
 def image_metrics(sr: Tensor, hr: Tensor, lr: Tensor, mask: Tensor, scale: int,
-                  degradation: str = "bicubic") -> dict[str, Tensor]:
+                  degradation: str = "bicubic", options: DegradationOptions | None = None) -> dict[str, Tensor]:
     """Per-image numbers, each float [B], from SR/HR [B, 1, H, W] and LR [B, 1, H/scale, W/scale] in [0, 1].
 
     psnr, ssim: the whole image, data range 1 (torchmetrics' PSNR over dim (1, 2, 3) and its Gaussian
@@ -62,7 +63,7 @@ def image_metrics(sr: Tensor, hr: Tensor, lr: Tensor, mask: Tensor, scale: int,
         "ssim": ssim,
         "fg_psnr": _psnr((squared * weights).flatten(1).sum(1) / pixels),
         "fg_ssim": (ssim_map * weights).flatten(1).sum(1) / pixels,
-        "lr_psnr": lr_consistency_psnr(sr, lr, scale, degradation),
+        "lr_psnr": lr_consistency_psnr(sr, lr, scale, degradation, options),
     }
 
 

@@ -1,9 +1,12 @@
-"""Experiment loggers: Weights & Biases online when credentials exist, offline otherwise."""
+"""Experiment loggers: Weights & Biases online when credentials exist, offline otherwise; CSV when W&B cannot start."""
 
 import netrc
 import os
+import warnings
+from collections.abc import Mapping
 
-from lightning.pytorch.loggers import WandbLogger
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -30,4 +33,54 @@ def wandb_logger(save_dir: str, project: str, mode: str = "auto", **kwargs) -> W
     if mode == "auto":
         mode = os.environ.get("WANDB_MODE") or ("online" if wandb_has_credentials() else "offline")
     os.makedirs(save_dir, exist_ok=True)
+    if not os.access(save_dir, os.W_OK):
+        raise PermissionError(f"logger.wandb.save_dir={save_dir} is not writable")
     return WandbLogger(project=project, save_dir=save_dir, mode=mode, offline=mode == "offline", **kwargs)
+
+
+def make_loggers(configs: Mapping | None, fallback_dir: str) -> list[Logger]:
+    """The configured loggers (`cfg.logger`); a W&B logger whose config fails is replaced by a CSVLogger.
+
+    Logging is not worth losing a training run over: a bad W&B mode or save directory gives one warning
+    and CSV files under `fallback_dir`/csv. Any other logger's error is raised.
+    """
+    loggers = []
+    for config in (configs or {}).values():
+        try:
+            loggers.append(instantiate(config))
+        except Exception as error:
+            if not _is_wandb(config):
+                raise
+            loggers.append(_csv_instead(error, fallback_dir))
+    return loggers
+
+
+def start_loggers(loggers: list[Logger], hyperparameters: dict, fallback_dir: str) -> list[Logger]:
+    """Log `hyperparameters` to every logger, which starts W&B's run; a W&B run that fails to start (no
+    credentials for online mode, a W&B service that does not come up, ...) is replaced by a CSVLogger with
+    one warning, so training goes on. Returns the loggers to train with."""
+    started = []
+    for logger in loggers:
+        try:
+            logger.log_hyperparams(hyperparameters)
+        except Exception as error:
+            if not isinstance(logger, WandbLogger):
+                raise
+            logger = _csv_instead(error, fallback_dir)
+            logger.log_hyperparams(hyperparameters)
+        started.append(logger)
+    return started
+
+
+def _is_wandb(config: Mapping) -> bool:
+    return "wandb" in str(config.get("_target_", "")).lower()
+
+
+def _csv_instead(error: Exception, fallback_dir: str) -> CSVLogger:
+    error = error.__cause__ or error  # Hydra wraps what the logger raised in an InstantiationException
+    reason = str(error).strip().splitlines()
+    logger = CSVLogger(fallback_dir, name="csv")
+    warnings.warn(f"W&B could not start ({type(error).__name__}: {reason[0] if reason else 'no message'}); "
+                  f"logging to CSV in {logger.log_dir} instead and training on. Fix logger.wandb.* or pass "
+                  "logger=csv.", stacklevel=2)
+    return logger

@@ -1,12 +1,15 @@
 """The LightningModule: SRResNet pixel-loss pretraining, then the SRGAN stage, with an EMA generator."""
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from medivision.bad_steps import BadSteps, finite, step_unless
 from medivision.checkpoints import ema_generator_weights, load_checkpoint
 from medivision.data.degradations import upsample_bicubic
 from medivision.ema import EMA
@@ -15,6 +18,7 @@ from medivision.models import Discriminator, SRResNet
 from medivision.models.speed import apply_speed_options
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+LOSS_NAMES = ("pixel", "perceptual", "adversarial", "g_loss", "d_loss")
 
 
 def _metrics() -> nn.ModuleDict:
@@ -36,6 +40,16 @@ class SRModule(L.LightningModule):
     adversarial weight of 0 no discriminator is built. Validation, test and export use the EMA generator.
     Lightning's `global_step` counts optimizer steps (two per GAN batch), so schedules count epochs.
     `channels_last` and `compile` change how the networks run, not what they compute (see models/speed.py).
+
+    A non-finite (NaN/Inf) loss skips the optimizer update it would feed: a bad discriminator loss skips
+    the whole batch (D, G and the EMA), a bad generator loss the G and EMA updates; either way the
+    networks' buffers that forward passes update (BatchNorm statistics, spectral-norm vectors) go back to
+    their values before the batch, so one bad batch leaves no NaN behind. This is decided on the device
+    (medivision.bad_steps): nothing in a training step waits for it. Skipped batches are counted
+    (`skipped_steps`, logged as train/skipped_steps each epoch) and left out of the epoch-mean losses;
+    when a check (every `log_every_n_steps` batches and at the epoch's end) finds that `max_bad_steps`
+    batches in a row were bad, training stops with TrainingDiverged. Weights in checkpoints written
+    meanwhile are those from before the bad batches.
     """
 
     def __init__(
@@ -52,6 +66,7 @@ class SRModule(L.LightningModule):
         lr_milestones: Sequence[int] = (),
         lr_gamma: float = 0.5,
         init_from: str | None = None,
+        max_bad_steps: int = 20,
         channels_last: bool = False,
         compile: bool = False,
     ):
@@ -64,6 +79,7 @@ class SRModule(L.LightningModule):
                 raise ValueError(f"model.loss.{name}.weight={loss[name]['weight']} must be >= 0")
         if pretrain_epochs < 0:
             raise ValueError(f"model.pretrain_epochs={pretrain_epochs} must be >= 0")
+        self.bad = BadSteps(max_bad_steps)
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.loss_cfg = loss
         self.generator = SRResNet(**generator)
@@ -81,6 +97,8 @@ class SRModule(L.LightningModule):
             else None
         )
         self.metrics = nn.ModuleDict({"val": _metrics(), "test": _metrics()})
+        # Epoch means of the training losses over the batches that were not skipped (synced across processes).
+        self.epoch_losses = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in LOSS_NAMES})
         # Only now, after the EMA copy: compiling in place wraps a module's own call, which a copy must not share.
         vgg = self.perceptual.network if self.perceptual is not None else None
         for network in (self.generator, self.discriminator, vgg):
@@ -98,20 +116,29 @@ class SRModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         lr, hr = batch["lr"], batch["hr"]
+        step = self.global_step
         optimizers = self.optimizers()
         opt_g, opt_d = optimizers if isinstance(optimizers, list) else (optimizers, None)
+        buffers = self._net_buffers()
+        before = [buffer.clone() for buffer in buffers]  # device copies of a few small tensors; no sync
         sr = self.generator(lr)
         losses = {}
+        d_ok = torch.ones((), dtype=torch.bool, device=lr.device)
         if self.gan_stage and opt_d is not None:
             with self.toggled_optimizer(opt_d):
                 real_logits = self.discriminator(hr)
                 losses["d_loss"] = self.adversarial.discriminator(real_logits, self.discriminator(sr.detach()))
-                self._optimize(opt_d, losses["d_loss"])
+                d_ok = self._agreed(finite(losses["d_loss"]))
+                self._optimize(opt_d, losses["d_loss"], ~d_ok)
         with self.toggled_optimizer(opt_g):
             losses.update(self.generator_losses(sr, hr))
-            self._optimize(opt_g, losses["g_loss"])
-        self.ema.update(self.generator, self.global_step)
-        self._log_losses(losses, hr.shape[0])
+            g_ok = self._agreed(finite(losses["g_loss"]))
+            self._optimize(opt_g, losses["g_loss"], ~(d_ok & g_ok))
+        ok = d_ok & g_ok
+        self.bad.restore(ok, buffers, before)
+        self.bad.record(d_ok, g_ok, step)
+        self.ema.update(self.generator, self.global_step, accept=ok)
+        self._log_losses(losses, ok, hr.shape[0])
 
     def generator_losses(self, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
         """Weighted loss terms for the generator and their sum "g_loss"; only the pixel term in pretraining."""
@@ -127,29 +154,71 @@ class SRModule(L.LightningModule):
         losses["g_loss"] = sum(losses.values())
         return losses
 
-    def _log_losses(self, losses: dict[str, Tensor], batch_size: int) -> None:
-        """train/<name>_step: this process's batch; train/<name>_epoch: the epoch mean over all processes
-        (synchronised once, at the end of the epoch, not at every step)."""
+    def _net_buffers(self) -> list[Tensor]:
+        """The buffers of G and D (BatchNorm statistics, spectral-norm vectors), which forward passes change."""
+        nets = [self.generator] + ([self.discriminator] if self.discriminator is not None else [])
+        return [buffer for net in nets for buffer in net.buffers()]
+
+    def _agreed(self, ok: Tensor) -> Tensor:
+        """bool []: `ok` on every process (an all-reduce under DDP, on the device; no host wait)."""
+        return self.trainer.strategy.reduce(ok.float(), reduce_op="min").bool()
+
+    def _log_losses(self, losses: dict[str, Tensor], ok: Tensor, batch_size: int) -> None:
+        """train/<name>_step: this process's batch (NaN when it was skipped); train/<name>_epoch: the mean
+        over the epoch's batches that were not skipped, on all processes (synchronised once, at the end of
+        the epoch, not at every step)."""
         self.log_dict({f"train/{k}_step": v for k, v in losses.items()}, on_step=True, on_epoch=False,
                       batch_size=batch_size)
-        self.log_dict({f"train/{k}_epoch": v for k, v in losses.items()}, on_step=False, on_epoch=True,
-                      batch_size=batch_size, sync_dist=True)
+        for name, value in losses.items():
+            mean = self.epoch_losses[name]
+            mean.update(torch.where(ok, value.detach(), 0.0), ok * float(batch_size))
+            self.log(f"train/{name}_epoch", mean, on_step=False, on_epoch=True)
 
-    def _optimize(self, optimizer, loss: Tensor) -> None:
+    def _optimize(self, optimizer, loss: Tensor, bad: Tensor) -> None:
+        """Backward and `optimizer`'s step, unless `bad` (bool [] tensor, decided on the device)."""
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
         if self.hparams.gradient_clip > 0:
             self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip,
                                 gradient_clip_algorithm="norm")
-        optimizer.step()
+        step_unless(optimizer.optimizer, optimizer.step, bad)
+
+    def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:
+        if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
+            self._check_bad_steps()
+
+    def _check_bad_steps(self) -> None:
+        paths = [p for callback in self.trainer.checkpoint_callbacks
+                 for p in (callback.last_model_path, callback.best_model_path)]
+        written = [path for path in paths if path and Path(path).is_file()]
+        last = max(written, key=lambda path: Path(path).stat().st_mtime_ns, default="")
+        self.bad.check(self.current_epoch, last)
+
+    @property
+    def skipped_steps(self) -> int:
+        """Training batches skipped so far in the run for a non-finite loss (reads a device counter)."""
+        return self.bad.state()["skipped_steps"]
+
+    @property
+    def bad_steps(self) -> int:
+        """The bad batches in a row at the end of the last batch (reads a device counter)."""
+        return self.bad.state()["bad_steps"]
 
     def on_train_epoch_end(self) -> None:
-        """Step decay: lr = initial lr * lr_gamma ** (number of lr_milestones reached)."""
+        """Step decay: lr = initial lr * lr_gamma ** (number of lr_milestones reached); skipped batches so far."""
+        self._check_bad_steps()
+        self.log("train/skipped_steps", self.bad.skipped.float(), on_epoch=True)
         reached = sum(self.current_epoch + 1 >= milestone for milestone in self.hparams.lr_milestones)
         optimizers = self.optimizers()
         for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * self.hparams.lr_gamma**reached
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint.update(self.bad.state())
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.bad.load_state(checkpoint)
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
         return self._evaluate(batch, "val")

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import wandb
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from medivision.launching import command_line_overrides, refuse_ddp_in_local_multirun
+from medivision.loggers import make_loggers, start_loggers
 from medivision.report import metrics_table
+from medivision.wandb_log import finish_run
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
@@ -26,13 +27,12 @@ def train(cfg: DictConfig) -> float | None:
     L.seed_everything(cfg.seed, workers=True)
     datamodule = instantiate(cfg.data)
     module = instantiate(cfg.model)
-    loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
+    loggers = make_loggers(cfg.get("logger"), cfg.paths.output_dir)
     callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     refuse_ddp_in_local_multirun(trainer)
     hyperparameters = {**OmegaConf.to_container(cfg, resolve=True), "overrides": command_line_overrides()}
-    for logger in loggers:
-        logger.log_hyperparams(hyperparameters)
+    trainer.loggers = loggers = start_loggers(loggers, hyperparameters, cfg.paths.output_dir)
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.ckpt_path)
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -42,7 +42,7 @@ def train(cfg: DictConfig) -> float | None:
             results["test"] = trainer.test(module, datamodule=datamodule, ckpt_path=checkpoint)[0]
         summary = _summary(trainer, results, best, loggers) if trainer.is_global_zero else ""
     finally:
-        wandb.finish()
+        finish_run()
     if summary:
         print(summary)  # after W&B's own closing lines, so the run ends with where everything is
     return results["val"].get(cfg.optimized_metric)

@@ -7,9 +7,12 @@ serialised `wandb_internal_pb2.Record`. Records that span blocks are split into 
 
 import json
 import struct
+import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import wandb
 from wandb.proto import wandb_internal_pb2
 
 BLOCK_SIZE = 32 * 1024
@@ -30,6 +33,8 @@ def read_records(path: str | Path) -> Iterator[wandb_internal_pb2.Record]:
             continue
         _, length, kind = struct.unpack("<IHB", data[position:position + HEADER_SIZE])
         chunk = data[position + HEADER_SIZE:position + HEADER_SIZE + length]
+        if len(chunk) < length:  # the writer is part-way through this record
+            break
         position += HEADER_SIZE + length
         if kind in (FULL, LAST):
             record = wandb_internal_pb2.Record()
@@ -69,3 +74,26 @@ def _items(items) -> dict:
 def find_run_logs(directory: str | Path) -> list[Path]:
     """All `run-*.wandb` files below `directory`, sorted."""
     return sorted(Path(directory).rglob("run-*.wandb"))
+
+
+def finish_run(timeout: float = 60.0) -> None:
+    """`wandb.finish()`, then wait until the run's log file holds its exit record.
+
+    wandb.finish() can return before W&B's service has written the log to disk (seen offline, on a busy
+    machine), and a tool reading the run right afterwards would find an empty file.
+    """
+    run = wandb.run
+    if run is None:
+        return
+    log = Path(run.dir).parent / f"run-{run.id}.wandb"
+    wandb.finish()
+    deadline = time.monotonic() + timeout
+    while not _has_exit_record(log):
+        if time.monotonic() > deadline:
+            warnings.warn(f"W&B has not finished writing {log} after {timeout:.0f} s", stacklevel=2)
+            return
+        time.sleep(0.1)
+
+
+def _has_exit_record(log: Path) -> bool:
+    return log.is_file() and any(record.WhichOneof("record_type") == "exit" for record in read_records(log))

@@ -16,8 +16,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from medivision.data import DataError, SRDataModule, augment, degrade, upsample_bicubic
+from medivision.data.datamodule import SRDataModule
 from medivision.data.decode import read_gray, to_hr
+from medivision.data.degradations import augment, degrade, upsample_bicubic
+from medivision.data.sources import DataError
 from medivision.data.splits import image_hashes
 from medivision.data.volumes import PLANES
 
@@ -224,7 +226,7 @@ def test_batches_after_transfer(kaggle_root, tmp_path):
 
 def test_only_training_batches_are_augmented(kaggle_root, tmp_path):
     dm = kaggle_dm(kaggle_root, tmp_path)
-    raw = {"hr": dm.train_set.hr[:16], "label": dm.train_set.labels[:16]}
+    raw = {"hr": dm.train_set.hr[:16], "label": dm.train_set.labels[:16], "index": dm.train_set.rows[:16]}
     expected = raw["hr"].float() / 255
     torch.testing.assert_close(dm.on_after_batch_transfer(raw, 0)["hr"], expected)  # no trainer
     dm.trainer = SimpleNamespace(training=False)

@@ -8,16 +8,17 @@ import pytest
 import torch
 from hydra.utils import instantiate
 from PIL import Image
-from scipy.ndimage import binary_dilation, binary_fill_holes, gaussian_filter
+from scipy.ndimage import binary_dilation, binary_fill_holes
 from skimage.metrics import peak_signal_noise_ratio
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from medivision.data import degrade, upsample_bicubic
+from medivision.data.degradations import degrade, upsample_bicubic
 from medivision.evaluate import evaluate
 from medivision.export import export
 from medivision.image_metrics import foreground_mask
 from medivision.inference import load_model
 from tests.clinic import compose_config
+from tests.reference import ssim_map
 
 
 @pytest.fixture(scope="module")
@@ -30,15 +31,6 @@ def evaluate_config(checkpoint, kaggle_root, cache_dir, out, *extra):
         f"ckpt={checkpoint}", f"data.root={kaggle_root}", f"data.cache_dir={cache_dir}", "data.num_workers=0",
         "data.batch_size=3", f"paths.output_dir={out}", *extra,
     ])
-
-
-def ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Wang et al.'s SSIM map, Gaussian window sigma 1.5 truncated at 11x11, borders mirrored (SciPy)."""
-    blur = lambda a: gaussian_filter(a, 1.5, truncate=3.5, mode="mirror")  # noqa: E731
-    mu_x, mu_y = blur(x), blur(y)
-    var_x, var_y, cov = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2
-    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
 
 
 def brain_mask(hr: np.ndarray) -> np.ndarray:

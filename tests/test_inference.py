@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from medivision.data import degrade
+from medivision.data.degradations import degrade
 from medivision.inference import lr_consistency_psnr, make_consistent, super_resolve
 from medivision.intensity import IntensityMap
 from medivision.models import SRResNet

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from scipy.ndimage import gaussian_filter
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from medivision.module import _metrics
+from tests.reference import ssim_map
 
 RADIUS = 5  # Gaussian window 11x11, sigma 1.5 (Wang et al. 2004)
 
@@ -20,15 +20,6 @@ def _fixed_pair():
     return sr.double(), hr.double()
 
 
-def _ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Wang et al.'s SSIM map with a Gaussian window, borders mirror-padded (as torch's 'reflect')."""
-    blur = lambda a: gaussian_filter(a, 1.5, truncate=3.5, mode="mirror")  # noqa: E731
-    mu_x, mu_y = blur(x), blur(y)
-    var_x, var_y, cov = blur(x * x) - mu_x**2, blur(y * y) - mu_y**2, blur(x * y) - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2
-    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-
-
 def test_logged_psnr_and_ssim_match_independent_computations():
     sr, hr = _fixed_pair()
     metrics = _metrics().double()
@@ -37,7 +28,7 @@ def test_logged_psnr_and_ssim_match_independent_computations():
     pairs = [(h[0].numpy(), s[0].numpy()) for h, s in zip(hr, sr)]
 
     psnr = np.mean([peak_signal_noise_ratio(h, s, data_range=1.0) for h, s in pairs])
-    ssim = np.mean([_ssim_map(h, s).mean() for h, s in pairs])  # torchmetrics averages the whole map
+    ssim = np.mean([ssim_map(h, s).mean() for h, s in pairs])  # torchmetrics averages the whole map
     assert metrics["psnr"].compute().item() == pytest.approx(psnr, abs=1e-5)
     assert metrics["ssim"].compute().item() == pytest.approx(ssim, abs=1e-6)
     assert 20 < psnr < 35 and 0.3 < ssim < 0.99  # a real, imperfect reconstruction, not a trivial case

@@ -4,9 +4,12 @@ import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.data import DistributedSampler
 
-from medivision.data import SRDataModule, degrade
+from medivision.data.datamodule import SRDataModule
+from medivision.data.degradations import degrade, sample_seeds
 from medivision.data.device_batches import DeviceBatches
 from medivision.train import train
 from tests.training import compose_train, tiny
@@ -31,24 +34,28 @@ def batches(loader) -> list[dict[str, torch.Tensor]]:
 # --- validation and test LR, made once ---------------------------------------------------------
 
 
-def test_evaluation_lr_is_made_once_and_equals_a_fresh_degrade(kaggle_root, tmp_path):
-    dm = datamodule(kaggle_root, tmp_path, batch_size=3)
+class Evaluating:
+    """What SRDataModule reads of a Trainer that is validating or testing."""
+
+    training = False
+
+
+@pytest.mark.parametrize("kind", ["bicubic", "kspace_noise"])
+def test_evaluation_lr_is_made_once_and_equals_a_fresh_degrade(kind, kaggle_root, tmp_path):
+    dm = datamodule(kaggle_root, tmp_path, batch_size=3, degradation=kind, seed=5)
+    table = dm.evaluation_lr(torch.device("cpu"))
+    assert dm.evaluation_lr(torch.device("cpu")) is table  # the next epoch looks it up again
+    assert table[dm.train_set.rows].isnan().all()  # training images have no fixed LR
     for loader in (dm.val_dataloader(), dm.test_dataloader()):
         for raw in loader:
-            batch = dm.on_after_batch_transfer(raw, 0)
-            assert torch.equal(batch["lr"], degrade(batch["hr"], dm.scale, dm.degradation))
-            assert set(batch) == {"hr", "lr", "label"}
-    table = dm.evaluation_lr(torch.device("cpu"))
-    assert table.shape == (len(dm.val_set) + len(dm.test_set), 1, 32, 32)
-    assert dm.evaluation_lr(torch.device("cpu")) is table  # the next epoch looks it up again
-
-
-def test_training_batches_are_still_degraded_from_their_augmented_hr(kaggle_root, tmp_path):
-    dm = datamodule(kaggle_root, tmp_path, batch_size=4)
-    raw = next(iter(dm.train_dataloader()))
-    assert "eval_row" not in raw
-    batch = dm.on_after_batch_transfer(raw, 0)
-    assert torch.equal(batch["lr"], degrade(batch["hr"]))
+            fresh = dm.on_after_batch_transfer(dict(raw), 0)  # outside a Trainer: made now
+            seeds = sample_seeds(5, raw["index"]) if kind == "kspace_noise" else None
+            torch.testing.assert_close(fresh["lr"], degrade(fresh["hr"], 4, kind, seeds=seeds), rtol=0, atol=1e-6)
+            dm.trainer = Evaluating()
+            looked_up = dm.on_after_batch_transfer(dict(raw), 0)
+            dm.trainer = None
+            assert set(looked_up) == {"hr", "lr", "label"}
+            torch.testing.assert_close(looked_up["lr"], fresh["lr"], rtol=0, atol=1e-6)
 
 
 # --- nothing read back to the host per training batch ------------------------------------------
@@ -128,46 +135,62 @@ def test_one_gan_step_runs_vgg_once_on_hr_and_the_discriminator_only_where_neede
 # --- batches cut on the device -----------------------------------------------------------------
 
 
-def positions(hr: torch.Tensor, split_hr: torch.Tensor) -> list[int]:
-    """Where each image of hr [B, 1, H, W] sits in split_hr [N, 1, H, W] (the splits hold no duplicates)."""
-    same = (hr.flatten(1)[:, None] == split_hr.flatten(1)[None]).all(-1)
-    assert same.sum(1).tolist() == [1] * len(hr)
-    return same.float().argmax(1).tolist()
+def same_batches(got: list[dict], expected: list[dict]) -> bool:
+    return len(got) == len(expected) and all(
+        a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a) for a, b in zip(got, expected)
+    )
 
 
 def test_device_batches_deliver_what_the_dataloader_does(kaggle_root, tmp_path):
     plain = datamodule(kaggle_root, tmp_path, batch_size=8)
     fast = datamodule(kaggle_root, tmp_path, batch_size=8, on_device=True)  # no trainer: the CPU
-    train_batches = fast.train_dataloader()
-    assert isinstance(train_batches, DeviceBatches) and len(train_batches) == len(plain.train_dataloader()) == 2
-    orders = []
-    for _ in range(2):  # two epochs
-        epoch = batches(train_batches)
-        assert all(b["hr"].shape == (8, 1, 128, 128) and b["hr"].dtype == torch.uint8 for b in epoch)
-        order = [i for b in epoch for i in positions(b["hr"], fast.train_set.hr)]
-        assert len(set(order)) == 16  # the ragged last batch dropped, as the DataLoader does
-        assert torch.equal(torch.cat([b["label"] for b in epoch]), fast.train_set.labels[order])
-        orders.append(order)
-    assert orders[0] != orders[1]  # a new order every epoch ...
-    again = datamodule(kaggle_root, tmp_path, batch_size=8, on_device=True).train_dataloader()
-    assert [positions(b["hr"], fast.train_set.hr) for b in batches(again)] == [orders[0][:8], orders[0][8:]]
+    train_batches, plain_batches = fast.train_dataloader(), plain.train_dataloader()
+    assert isinstance(train_batches, DeviceBatches) and len(train_batches) == len(plain_batches) == 2
+    epochs = []
+    for epoch in range(2):  # Lightning sets the sampler's epoch before each pass
+        train_batches.sampler.set_epoch(epoch)
+        plain_batches.sampler.set_epoch(epoch)
+        got = batches(train_batches)
+        assert all(b["hr"].shape == (8, 1, 128, 128) and b["hr"].dtype == torch.uint8 for b in got)
+        assert same_batches(got, batches(plain_batches))  # the DataLoader's order, ragged batch dropped alike
+        epochs.append(torch.cat([b["index"] for b in got]))
+    assert not torch.equal(epochs[0], epochs[1])  # a new order every epoch
     for fast_loader, plain_loader in ((fast.val_dataloader(), plain.val_dataloader()),
                                       (fast.test_dataloader(), plain.test_dataloader())):
-        expected = batches(plain_loader)  # ... and validation and test exactly as the DataLoader gives them
-        got = batches(fast_loader)
-        assert len(got) == len(expected)
-        assert all(a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a) for a, b in zip(got, expected))
+        assert same_batches(batches(fast_loader), batches(plain_loader))
+
+
+def test_device_batches_resume_in_the_middle_of_an_epoch(kaggle_root, tmp_path):
+    dm = datamodule(kaggle_root, tmp_path, batch_size=4, on_device=True)
+    first = dm.train_dataloader()
+    first.sampler.set_epoch(3)
+    whole = []
+    for batch in first:
+        whole.append({key: value.clone() for key, value in batch.items()})
+        if len(whole) == 2:
+            saved = first.state_dict()  # what a checkpoint written after the second batch holds
+    assert saved == {"epoch": 3, "served": 2}
+    resumed = dm.train_dataloader()
+    resumed.load_state_dict(saved)
+    resumed.sampler.set_epoch(3)
+    assert same_batches(batches(resumed), whole[2:])
+    resumed.sampler.set_epoch(4)
+    assert len(batches(resumed)) == len(whole)  # the next epoch starts from its first batch
 
 
 def test_device_batches_under_ddp_share_out_the_split(kaggle_root, tmp_path):
     dm = datamodule(kaggle_root, tmp_path)
     cpu = torch.device("cpu")
-    test_rows = [torch.cat([b["eval_row"] for b in DeviceBatches(dm.test_set, cpu, 2, False, rank=rank,
-                                                                   world_size=2)]) for rank in (0, 1)]
-    assert sorted(torch.cat(test_rows).tolist()) == dm.test_set.eval_rows.tolist()  # each image once
-    ranks = [DeviceBatches(dm.train_set, cpu, 4, True, seed=3, rank=rank, world_size=2) for rank in (0, 1)]
+    test_rows = [
+        torch.cat([b["index"] for b in DeviceBatches(
+            dm.test_set, cpu, 2, UnrepeatedDistributedSampler(dm.test_set, num_replicas=2, rank=rank, shuffle=False)
+        )]) for rank in (0, 1)
+    ]
+    assert sorted(torch.cat(test_rows).tolist()) == sorted(dm.test_set.rows.tolist())  # each image once
+    ranks = [DeviceBatches(dm.train_set, cpu, 4, DistributedSampler(dm.train_set, 2, rank, seed=3), drop_last=True)
+             for rank in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) > 0
-    seen = [{i for b in loader for i in positions(b["hr"], dm.train_set.hr)} for loader in ranks]
+    seen = [{i for b in loader for i in b["index"].tolist()} for loader in ranks]
     assert not seen[0] & seen[1]
 
 

@@ -15,8 +15,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from medivision.benchmarks.clock import CpuUse, now
-from medivision.data import SRDataModule, augment, degrade
+from medivision.data.datamodule import SRDataModule
 from medivision.data.decode import IMAGE_EXTENSIONS, available_cpus
+from medivision.data.degradations import augment, degrade
 from medivision.data.device_batches import DeviceBatches
 
 RESEARCH_SET_TRAINING_IMAGES = 5712
@@ -75,7 +76,7 @@ def _set_up(cfg: DictConfig, cache_dir: str) -> SRDataModule:
 
 
 def _device_batches(datamodule: SRDataModule, device: torch.device | str) -> DeviceBatches:
-    return DeviceBatches(datamodule.train_set, torch.device(device), datamodule.batch_size, True, datamodule.seed)
+    return datamodule.device_batches(datamodule.train_set, True, torch.device(device))
 
 
 def _rate(loader, batches: int, device: torch.device, datamodule: SRDataModule | None) -> float:
@@ -90,7 +91,7 @@ def _rate(loader, batches: int, device: torch.device, datamodule: SRDataModule |
                     yield batch["hr"]
                     continue
                 hr = augment(batch["hr"].to(device, non_blocking=True).float().div_(255.0))
-                yield degrade(hr, datamodule.scale, datamodule.degradation)
+                yield degrade(hr, datamodule.scale, datamodule.degradation, datamodule.degradation_options)
 
     stream = produce()
     next(stream)

@@ -25,7 +25,8 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from medivision.benchmarks.clock import CpuUse, median, now
-from medivision.data import SRDataModule, augment, degrade
+from medivision.data.datamodule import SRDataModule
+from medivision.data.degradations import augment, degrade
 from medivision.data.device_batches import DeviceBatches
 from medivision.losses import pixel_loss
 from medivision.module import SRModule
@@ -97,7 +98,7 @@ def step_flops(cfg: DictConfig, datamodule: SRDataModule) -> float:
     hr = datamodule.train_set.hr[:1].float() / 255.0
     counter = FlopCounterMode(display=False)
     with counter:
-        plain.step(degrade(hr, datamodule.scale, datamodule.degradation), hr)
+        plain.step(degrade(hr, datamodule.scale, datamodule.degradation, datamodule.degradation_options), hr)
     return float(counter.get_total_flops())
 
 
@@ -142,13 +143,13 @@ def _plain_batches(datamodule: SRDataModule, device: torch.device) -> Iterator[t
         hr = batch["hr"].to(device, non_blocking=True).float().div_(255.0)
         if datamodule.augment:
             hr = augment(hr)
-        yield degrade(hr, datamodule.scale, datamodule.degradation), hr
+        yield degrade(hr, datamodule.scale, datamodule.degradation, datamodule.degradation_options), hr
 
 
 def _train_loader(datamodule: SRDataModule, device: torch.device) -> DataLoader | DeviceBatches:
     """The training loader the datamodule gives a Trainer on `device`."""
     if datamodule.on_device:
-        return DeviceBatches(datamodule.train_set, device, datamodule.batch_size, True, datamodule.seed)
+        return datamodule.device_batches(datamodule.train_set, True, device)
     return datamodule.train_dataloader()
 
 

@@ -1,7 +1,5 @@
-"""Brain MRI data: sources, cached HR tensors, splits, and the on-device degradation to LR."""
+"""Brain MRI data: sources, cached HR tensors, splits, and the on-device degradation to LR.
 
-from medivision.data.datamodule import SRDataModule
-from medivision.data.degradations import augment, degrade, upsample_bicubic
-from medivision.data.sources import DataError
-
-__all__ = ["DataError", "SRDataModule", "augment", "degrade", "upsample_bicubic"]
+Import from the submodules (`medivision.data.datamodule.SRDataModule`, `medivision.data.degradations`):
+this package imports nothing itself, so inference tools load without Lightning.
+"""

@@ -6,7 +6,8 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import secrets
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,19 @@ def cache_key(files: Sequence[str | os.PathLike], settings: Mapping[str, Any]) -
 def load_or_build(path: Path, build: Callable[[], dict[str, Any]]) -> tuple[dict[str, Any], bool]:
     """Load the cached dict at `path`, or build and save it. Returns (data, whether the cache was hit).
 
-    The file holds only tensors, strings and numbers, so it loads with weights_only=True.
+    The file holds only tensors, strings and numbers, so it loads with weights_only=True: a file that
+    needs anything else (a tampered one, whose unpickling would run code) is refused, not run. A cache
+    file that cannot be loaded is rebuilt, with a warning: it holds nothing that cannot be decoded again.
     """
     if path.is_file():
-        data = torch.load(path, weights_only=True)
-        logger.info("data cache hit: %s", path)
-        return data, True
+        try:
+            data = torch.load(path, weights_only=True)
+        except Exception as error:  # unpickler, zip reader and torch errors come with any type
+            warnings.warn(f"data cache {path} cannot be loaded ({type(error).__name__}: "
+                          f"{str(error).strip().splitlines()[0]}); rebuilding it", stacklevel=2)
+        else:
+            logger.info("data cache hit: %s", path)
+            return data, True
     data = build()
     save_atomic(data, path)
     logger.info("data cache built: %s", path)
@@ -47,16 +55,20 @@ def load_or_build(path: Path, build: Callable[[], dict[str, Any]]) -> tuple[dict
 
 
 def save_atomic(data: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file next to `path`, then rename it into place.
+    """torch.save to a temporary file next to `path`, flush it to disk, then rename it into place.
 
-    Readers, including other DDP ranks, see either no file or a complete one.
+    Readers, including other DDP ranks, see either the previous file (or none) or a complete new one,
+    also after a crash or a kill in the middle of writing, which leaves only a hidden .NAME.*.tmp file.
+    The file gets the permissions the umask gives new files (mkstemp would make it private).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
     try:
-        with os.fdopen(handle, "wb") as file:
+        with open(temporary, "xb") as file:
             torch.save(data, file)
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
-        os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from medivision.data import degradations
 from medivision.data.build import SOURCES, load_source
 from medivision.data.dataset import HRDataset
 from medivision.data.device_batches import DeviceBatches
+from medivision.data.loader import ResumableLoader
 from medivision.data.splits import SPLITS, make_splits
 from medivision.data.volumes import PLANES
 
@@ -28,16 +29,21 @@ logger = logging.getLogger(__name__)
 class SRDataModule(L.LightningDataModule):
     """Brain MRI slices for 4x super-resolution.
 
-    The dataloaders yield {"hr": uint8 [B, 1, hr_size, hr_size], "label": int64 [B]}. Once a batch is
-    on its device, `on_after_batch_transfer` turns it into
+    The dataloaders yield {"hr": uint8 [B, 1, hr_size, hr_size], "label": int64 [B], "index": int64 [B]}
+    (index: the image's row in the cached data, stable across splits). Once a batch is on its device,
+    `on_after_batch_transfer` turns it into
         hr    float [B, 1, hr_size, hr_size] in [0, 1], randomly flipped/rotated when training
-        lr    float [B, 1, hr_size/scale, hr_size/scale] in [0, 1], degrade(hr, scale, degradation)
+        lr    float [B, 1, hr_size/scale, hr_size/scale] in [0, 1], degrade(hr, scale, degradation, ...)
         label int64 [B], index into `class_names`
-    so the degradation runs on the GPU and only uint8 HR crosses the bus. Validation and test images never
-    change, so their LR is made once per device (`evaluation_lr`) and looked up by each batch's "eval_row".
+    so the degradation runs on the GPU and only uint8 HR crosses the bus. `degradation` is one of
+    medivision.data.degradations.DEGRADATIONS, with `degradation_options` (DegradationOptions fields).
+    Training draws fresh noise for every batch; validation and test noise is drawn from `seed` and each
+    image's index, so their LR is the same in every run (see medivision.data.degradations). Under a
+    Trainer that LR is made once per device (`evaluation_lr`), not again every epoch.
 
-    on_device: keep each split whole on the accelerator as uint8 and cut batches there (DeviceBatches):
-    no worker processes and no host-to-device copy per batch (num_workers and pin_memory are then unused).
+    on_device: keep each split whole on the accelerator as uint8 and cut batches there (DeviceBatches), in
+    the order the DataLoader would use: no worker processes and no host-to-device copy per batch
+    (num_workers and pin_memory are then unused).
 
     source: "kaggle" (root holds Training/ and Testing/), "folder" (images below root), "nifti"
     (a .nii/.nii.gz file or a folder of them) or "mni152" (the template inside nilearn; no root).
@@ -52,6 +58,7 @@ class SRDataModule(L.LightningDataModule):
         hr_size: int = 128,
         scale: int = 4,
         degradation: str = "bicubic",
+        degradation_options: Mapping[str, Any] | None = None,
         batch_size: int = 16,
         num_workers: int = 0,
         val_fraction: float = 0.1,
@@ -68,7 +75,7 @@ class SRDataModule(L.LightningDataModule):
         super().__init__()
         axes = tuple(axes)
         _check_arguments(
-            source, root, hr_size, scale, degradation, batch_size, num_workers,
+            source, root, hr_size, scale, degradation, degradation_options, batch_size, num_workers,
             val_fraction, test_fraction, limit, axes, min_foreground,
         )  # fmt: skip
         self.source = source
@@ -76,6 +83,7 @@ class SRDataModule(L.LightningDataModule):
         self.hr_size = hr_size
         self.scale = scale
         self.degradation = degradation
+        self.degradation_options = degradations.DegradationOptions.from_config(degradation_options)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_fraction = val_fraction
@@ -100,6 +108,7 @@ class SRDataModule(L.LightningDataModule):
         self.train_set: HRDataset | None = None
         self.val_set: HRDataset | None = None
         self.test_set: HRDataset | None = None
+        self._num_rows = 0  # rows in the cached data set, which "index" counts
         self._evaluation_lr: dict[torch.device, Tensor] = {}
 
     def prepare_data(self) -> None:
@@ -124,11 +133,8 @@ class SRDataModule(L.LightningDataModule):
 
         made = make_splits(data, self.val_fraction, self.test_fraction, self.seed, self.limit)
         self.duplicates_removed, self.repeats_removed = made.duplicates_removed, made.repeats_removed
-        train_rows, val_rows, test_rows = made.rows
-        self.train_set = _subset(data, train_rows)
-        # Evaluation rows: validation images first, then test images (see evaluation_lr).
-        self.val_set = _subset(data, val_rows, torch.arange(len(val_rows)))
-        self.test_set = _subset(data, test_rows, torch.arange(len(test_rows)) + len(val_rows))
+        self._num_rows = len(data["labels"])
+        self.train_set, self.val_set, self.test_set = (_subset(data, rows) for rows in made.rows)
         self.sizes = {name: len(dataset) for name, dataset in zip(SPLITS, self._datasets())}
         logger.info("%s", self.summary())
 
@@ -145,27 +151,38 @@ class SRDataModule(L.LightningDataModule):
         """uint8 HR on the device -> float HR in [0, 1] (augmented when training) and its LR."""
         hr = batch["hr"]
         hr = hr.float().div_(255.0) if hr.dtype == torch.uint8 else hr.float()
-        if "eval_row" in batch:
-            lr = self.evaluation_lr(hr.device).index_select(0, batch["eval_row"])
-            return {"hr": hr, "lr": lr, "label": batch["label"]}
-        if self.augment and self.trainer is not None and self.trainer.training:
-            hr = degradations.augment(hr)
-        lr = degradations.degrade(hr, self.scale, self.degradation)
+        if self.trainer is not None and self.trainer.training:
+            if self.augment:
+                hr = degradations.augment(hr)
+            lr = degradations.degrade(hr, self.scale, self.degradation, self.degradation_options)
+        elif self.trainer is not None:  # validating or testing: the LR made once (evaluation_lr)
+            lr = self.evaluation_lr(hr.device).index_select(0, batch["index"])
+        else:  # outside a Trainer (evaluate, the degradation matrix): made now, as evaluation_lr makes it
+            lr = self._evaluation_degrade(hr, batch["index"])
         return {"hr": hr, "lr": lr, "label": batch["label"]}
 
     def evaluation_lr(self, device: torch.device) -> Tensor:
-        """LR of every validation image, then every test image: float [N_val + N_test, 1, h, w] in [0, 1].
+        """The LR of every validation and test image, by row of the cached data set ("index"):
+        float [N_rows, 1, h, w] in [0, 1] on `device`; training rows hold NaN (they have no fixed LR).
 
-        Made once per device by the same degrade() that training batches get (pure, and independent of
-        how images are batched), so validating every epoch costs no degradation.
+        Made once per device, in chunks, by the same degrade() and per-image seeds as a batch outside a
+        Trainer gets (each image's LR does not depend on the batch it is in), so validating every epoch
+        costs no degradation. 5,712 rows take 23 MB.
         """
         if device not in self._evaluation_lr:
-            hr = torch.cat([self._ready(self.val_set).hr, self._ready(self.test_set).hr])
-            self._evaluation_lr[device] = torch.cat([
-                degradations.degrade(chunk.to(device).float().div_(255.0), self.scale, self.degradation)
-                for chunk in hr.split(256)
-            ])
+            size = self.hr_size // self.scale
+            table = torch.full((self._num_rows, 1, size, size), float("nan"), device=device)
+            for dataset in (self._ready(self.val_set), self._ready(self.test_set)):
+                for hr, rows in zip(dataset.hr.split(256), dataset.rows.split(256)):
+                    hr = hr.to(device).float().div_(255.0)
+                    table[rows.to(device)] = self._evaluation_degrade(hr, rows)
+            self._evaluation_lr[device] = table
         return self._evaluation_lr[device]
+
+    def _evaluation_degrade(self, hr: Tensor, rows: Tensor) -> Tensor:
+        """LR of validation/test HR float [B, 1, H, W] in [0, 1]: noise seeded by `seed` and each row."""
+        seeds = degradations.sample_seeds(self.seed, rows) if self.degradation in degradations.RANDOM_KINDS else None
+        return degradations.degrade(hr, self.scale, self.degradation, self.degradation_options, seeds)
 
     def summary(self) -> str:
         """Image counts per split and class, duplicates removed, files skipped and the cache file."""
@@ -200,24 +217,41 @@ class SRDataModule(L.LightningDataModule):
             raise RuntimeError("call SRDataModule.setup() before asking for data")
         return dataset
 
+    def device_batches(self, dataset: HRDataset, shuffle: bool, device: torch.device) -> DeviceBatches:
+        """`dataset`'s batches cut on `device`, in the order and shares the DataLoader would use
+        (data.on_device; the training split shuffles)."""
+        return DeviceBatches(dataset, device, self.batch_size, *self._sampling(dataset, shuffle))
+
     def _loader(self, dataset: HRDataset, shuffle: bool) -> DataLoader | DeviceBatches:
         if self.on_device:
-            trainer = self.trainer
-            device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
-            rank, world_size = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-            return DeviceBatches(dataset, device, self.batch_size, shuffle, self.seed, rank, world_size)
-        return DataLoader(
+            device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+            return self.device_batches(dataset, shuffle, device)
+        sampler, drop_last = self._sampling(dataset, shuffle)
+        return (ResumableLoader if shuffle else DataLoader)(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            sampler=None if shuffle else self._evaluation_sampler(dataset),
-            # Dropping the ragged last batch keeps batch statistics steady, unless it would drop everything.
-            drop_last=shuffle and len(dataset) > self.batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            # Worker seeds come from here rather than from torch's global generator, whose state a resumed
+            # run restores (medivision.checkpointing.RandomState) and nothing else may advance.
+            generator=torch.Generator().manual_seed(self.seed),
         )
+
+    def _sampling(self, dataset: HRDataset, shuffle: bool) -> tuple[Sampler[int] | None, bool]:
+        """The sampler of a training (shuffle) or evaluation split, and whether to drop a ragged last batch."""
+        if not shuffle:
+            return self._evaluation_sampler(dataset), False
+        # Dropping the ragged last batch keeps batch statistics steady, unless it would drop everything.
+        return self._training_sampler(dataset), len(dataset) > self.batch_size
+
+    def _training_sampler(self, dataset: HRDataset) -> DistributedSampler:
+        """A shuffle that depends only on the seed and the epoch (Lightning sets it), so a run resumed in the
+        middle of an epoch sees the same order; under DDP each process takes its share."""
+        world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
+        return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
 
     def _evaluation_sampler(self, dataset: HRDataset) -> UnrepeatedDistributedSampler | None:
         """Under DDP, each validation/test image on exactly one process.
@@ -232,11 +266,10 @@ class SRDataModule(L.LightningDataModule):
         )
 
 
-def _subset(data: dict[str, Any], index: np.ndarray, eval_rows: Tensor | None = None) -> HRDataset:
+def _subset(data: dict[str, Any], index: np.ndarray) -> HRDataset:
     rows = torch.from_numpy(index)
     return HRDataset(
-        data["hr"][rows], data["labels"][rows], [data["paths"][i] for i in index], data["slice_index"][rows],
-        eval_rows,
+        data["hr"][rows], data["labels"][rows], [data["paths"][i] for i in index], data["slice_index"][rows], rows
     )
 
 
@@ -258,6 +291,7 @@ def _check_arguments(
     hr_size: int,
     scale: int,
     degradation: str,
+    degradation_options: Mapping[str, Any] | None,
     batch_size: int,
     num_workers: int,
     val_fraction: float,
@@ -284,6 +318,7 @@ def _check_arguments(
         problems.append(
             f"data.degradation={degradation!r} is not one of {', '.join(degradations.DEGRADATIONS)}"
         )
+    problems += degradations.options_problems(degradation_options)
     if batch_size < 1:
         problems.append(f"data.batch_size={batch_size} must be at least 1")
     if num_workers < 0:

@@ -8,31 +8,28 @@ from torch.utils.data import Dataset
 
 
 class HRDataset(Dataset):
-    """Items are {"hr": uint8 [1, H, W] in [0, 255], "label": int64 scalar}; nothing is decoded per item.
+    """Items are {"hr": uint8 [1, H, W] in [0, 255], "label": int64 scalar, "index": int64 scalar}.
 
-    hr: uint8 [N, 1, H, W]; labels: int64 [N]; paths: the file each item came from; slice_index:
-    int64 [N], the slice position for volume slices, -1 for 2-D images (for tracing an item back).
-    eval_rows: int64 [N] or None; when given, items also carry "eval_row", the item's row in the data
-    module's table of precomputed validation/test LR images (see SRDataModule.evaluation_lr).
+    Nothing is decoded per item. hr: uint8 [N, 1, H, W]; labels: int64 [N]; paths: the file each item
+    came from; slice_index: int64 [N], the slice position for volume slices, -1 for 2-D images (for
+    tracing an item back); rows: int64 [N], each item's row in the cached data set, returned as "index"
+    (it seeds the item's validation/test noise, so it must not depend on the split; default 0..N-1).
     """
 
     def __init__(
-        self, hr: Tensor, labels: Tensor, paths: list[str], slice_index: Tensor, eval_rows: Tensor | None = None
+        self, hr: Tensor, labels: Tensor, paths: list[str], slice_index: Tensor, rows: Tensor | None = None
     ) -> None:
         self.hr = hr
         self.labels = labels
         self.paths = paths
         self.slice_index = slice_index
-        self.eval_rows = eval_rows
+        self.rows = torch.arange(len(labels)) if rows is None else rows
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
-        item = {"hr": self.hr[index], "label": self.labels[index]}
-        if self.eval_rows is not None:
-            item["eval_row"] = self.eval_rows[index]
-        return item
+        return {"hr": self.hr[index], "label": self.labels[index], "index": self.rows[index]}
 
     def class_counts(self, num_classes: int) -> list[int]:
         return torch.bincount(self.labels, minlength=num_classes).tolist()

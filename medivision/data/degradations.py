@@ -1,33 +1,197 @@
-"""Batched, device-agnostic image transforms: HR -> LR degradation, the bicubic baseline, augmentation."""
+"""Batched, device-agnostic image transforms: HR -> LR degradation, the bicubic baseline, augmentation.
+
+`data.degradation` names how LR is made from HR float [B, C, H, W] in [0, 1]; every kind returns
+float [B, C, H/scale, W/scale] in [0, 1] (128 -> 32 at 4x) on the input's device, in its dtype:
+
+  bicubic       antialiased bicubic downsampling, what the research set was made with. Deterministic.
+                Intensity: a local weighted mean (the kernel's small negative lobes can overshoot at hard
+                edges, clipped to [0, 1]).
+  kspace        a low-resolution acquisition: only the central 1/scale of k-space per axis is kept,
+                optionally tapered (window none | hann | tukey), and the magnitude image is reconstructed
+                (medivision.data.acquisition.kspace_lowpass). Deterministic. Intensity: the image mean is
+                kept (DC is untouched); without a window, sharp edges ring (Gibbs), and ringing that dips
+                below zero is folded up by the magnitude, as on a scanner's magnitude image; values above
+                1 are clipped.
+  kspace_noise  kspace plus complex Gaussian noise of std sigma per channel before the magnitude: Rician
+                noise. Intensity: biased upwards where the signal is weak (the background becomes
+                Rayleigh noise of mean sigma * sqrt(pi / 2)); about unbiased where signal >> sigma.
+  blur_noise    a Gaussian PSF (psf_sigma HR pixels) sampled on the LR grid, plus Gaussian noise of std
+                sigma, clipped to [0, 1]. Intensity: mean kept up to the clipping of the noise at 0 and 1.
+  random        every image gets one of `kinds`, drawn uniformly (training for robustness).
+
+sigma is drawn per image, uniformly from `noise` = [low, high] (a single number: a fixed level).
+
+Randomness (the kind of `random`, the noise level, the noise): with `seeds`, one int per image, each
+image's draws come from a numpy generator seeded with its seed, and are then moved to the batch's device,
+so validation and test LR are the same on every run, for any batch composition, on CPU and GPU (up to
+the float rounding of the FFT and convolution arithmetic on each device). Without seeds (training) fresh
+draws are made on the batch's device from torch's global generator: no host-device traffic.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-DEGRADATIONS = ("bicubic",)
+from medivision.data.acquisition import WINDOWS, gaussian_psf, kspace_lowpass, rician_magnitude
+
+DEGRADATIONS = ("bicubic", "kspace", "kspace_noise", "blur_noise", "random")
+# The kinds with random draws: their validation and test LR need per-image seeds.
+RANDOM_KINDS = ("kspace_noise", "blur_noise", "random")
+OPTIONS_KEY = "data.degradation_options"
 
 
-def degrade(hr: Tensor, scale: int = 4, kind: str = "bicubic") -> Tensor:
-    """Make the low-resolution input from a high-resolution batch. Pure and deterministic.
+@dataclass(frozen=True)
+class DegradationOptions:
+    """The settings of the degradations (`data.degradation_options`); each kind reads the ones it uses."""
+
+    window: str = "none"  # kspace, kspace_noise: taper of the kept k-space band, none | hann | tukey
+    tukey_alpha: float = 0.5  # tukey: the fraction of the band that tapers (0: none, 1: Hann)
+    noise: tuple[float, float] = (0.01, 0.04)  # kspace_noise, blur_noise: noise std range, full intensity = 1
+    psf_sigma: float = 1.7  # blur_noise: Gaussian PSF std in HR pixels (FWHM about one LR pixel at 4x)
+    kinds: tuple[str, ...] = ("bicubic", "kspace", "kspace_noise", "blur_noise")  # random: drawn from these
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any] | None, key: str = OPTIONS_KEY) -> DegradationOptions:
+        """Options from a config mapping (missing keys keep their defaults); raises ValueError naming the key."""
+        problems = options_problems(options, key)
+        if problems:
+            raise ValueError("; ".join(problems))
+        values = dict(options or {})
+        if "noise" in values:
+            values["noise"] = _noise_range(values["noise"])
+        if "kinds" in values:
+            values["kinds"] = tuple(values["kinds"])
+        return cls(**values)
+
+
+def options_problems(options: Mapping[str, Any] | None, key: str = OPTIONS_KEY) -> list[str]:
+    """What is wrong with a degradation options mapping, each naming its config key; [] when it is fine."""
+    if options is None:
+        return []
+    if not isinstance(options, Mapping):
+        return [f"{key}={options!r} must be a mapping of option: value"]
+    known = DegradationOptions.__dataclass_fields__
+    problems = [f"{key}.{name} is not an option; the options are {', '.join(known)}"
+                for name in options if name not in known]
+    if "window" in options and options["window"] not in WINDOWS:
+        problems.append(f"{key}.window={options['window']!r} is not one of {', '.join(WINDOWS)}")
+    alpha = options.get("tukey_alpha", 0.5)
+    if not _is_number(alpha) or not 0 <= alpha <= 1:
+        problems.append(f"{key}.tukey_alpha={alpha!r} must be a number in [0, 1]")
+    if "noise" in options:
+        try:
+            low, high = _noise_range(options["noise"])
+            if not 0 <= low <= high < 1:
+                raise ValueError
+        except (TypeError, ValueError):
+            problems.append(f"{key}.noise={_plain(options['noise'])!r} must be a noise std in [0, 1) or a range "
+                            f"[low, high] with 0 <= low <= high < 1")
+    sigma = options.get("psf_sigma", 1.0)
+    if not _is_number(sigma) or sigma <= 0:
+        problems.append(f"{key}.psf_sigma={sigma!r} must be a positive number (HR pixels)")
+    if "kinds" in options:
+        kinds = options["kinds"]
+        allowed = [kind for kind in DEGRADATIONS if kind != "random"]
+        if isinstance(kinds, str) or not isinstance(kinds, Sequence) or not kinds or not set(kinds) <= set(allowed):
+            problems.append(f"{key}.kinds={_plain(kinds)!r} must be a non-empty list of {', '.join(allowed)}")
+    return problems
+
+
+class Draws(NamedTuple):
+    """The random numbers of one batch: everything a random degradation needs, drawn in one place."""
+
+    kind: Tensor  # float [B] uniform in [0, 1): picks the kind of `random`
+    level: Tensor  # float [B] uniform in [0, 1): where sigma lies in the noise range
+    noise: Tensor  # float [B, 2, C, h, w] standard normal: real and imaginary noise channels
+
+
+def degrade(
+    hr: Tensor,
+    scale: int = 4,
+    kind: str = "bicubic",
+    options: DegradationOptions | None = None,
+    seeds: Sequence[int] | None = None,
+    noise: bool = True,
+) -> Tensor:
+    """Make the low-resolution input from a high-resolution batch (the kinds are described above).
 
     hr: float [B, C, H, W] in [0, 1] on any device, H and W divisible by `scale`.
-    Returns float [B, C, H/scale, W/scale] in [0, 1] on the same device.
-    kind "bicubic": antialiased bicubic downsampling (what the research set was made with); without
-    antialiasing a 4x bicubic only looks at a 4-pixel neighbourhood and aliases fine texture.
+    Returns float [B, C, H/scale, W/scale] in [0, 1] on the same device, in the same dtype.
+    options: the kinds' settings (None: the defaults). seeds: one int per image for reproducible draws
+    (see sample_seeds); None draws afresh. noise=False gives the noise-free forward model that data
+    consistency compares with (kspace_noise -> kspace, blur_noise -> the PSF alone); a `random` mix has no
+    single forward model, and bicubic stands in for it.
     """
     if kind not in DEGRADATIONS:
         raise ValueError(f"unknown degradation {kind!r}; choose one of {', '.join(DEGRADATIONS)}")
     height, width = hr.shape[-2:]
     if height % scale or width % scale:
         raise ValueError(f"HR size {height}x{width} is not divisible by scale {scale}")
-    lr = F.interpolate(
-        hr, size=(height // scale, width // scale), mode="bicubic", antialias=True, align_corners=False
-    )
-    return lr.clamp(0.0, 1.0)
+    if seeds is not None and len(seeds) != len(hr):
+        raise ValueError(f"got {len(seeds)} seeds for a batch of {len(hr)} images")
+    options = options or DegradationOptions()
+    if kind == "random" and not noise:
+        kind = "bicubic"
+    draws = random_draws(hr, scale, seeds) if kind in RANDOM_KINDS and noise else None
+    return _degrade(hr, scale, kind, options, draws).clamp(0.0, 1.0)
+
+
+def _degrade(hr: Tensor, scale: int, kind: str, options: DegradationOptions, draws: Draws | None) -> Tensor:
+    """One kind, before clipping to [0, 1]; draws is None for the noise-free forward model."""
+    if kind == "bicubic":
+        height, width = hr.shape[-2:]
+        return F.interpolate(hr, size=(height // scale, width // scale), mode="bicubic", antialias=True,
+                             align_corners=False)
+    if kind == "random":
+        kinds = options.kinds
+        outputs = torch.stack([_degrade(hr, scale, name, options, draws) for name in kinds])
+        # Computing every kind and picking per image avoids reading the draws back to the host.
+        pick = (draws.kind * len(kinds)).long().clamp_max(len(kinds) - 1)
+        return outputs[pick, torch.arange(len(hr), device=hr.device)]
+    if kind in ("kspace", "kspace_noise"):
+        signal = kspace_lowpass(hr, scale, options.window, options.tukey_alpha)
+        if kind == "kspace" or draws is None:
+            return signal.abs()
+        return rician_magnitude(signal, _sigma(options, draws), draws.noise)
+    blurred = gaussian_psf(hr, scale, options.psf_sigma)  # blur_noise
+    return blurred if draws is None else blurred + _sigma(options, draws) * draws.noise[:, 0]
+
+
+def _sigma(options: DegradationOptions, draws: Draws) -> Tensor:
+    """float [B, 1, 1, 1]: each image's noise std, uniform in the configured range."""
+    low, high = options.noise
+    return (low + (high - low) * draws.level).view(-1, 1, 1, 1)
+
+
+def random_draws(hr: Tensor, scale: int, seeds: Sequence[int] | None = None) -> Draws:
+    """The draws for a batch hr [B, C, H, W]: from each image's seed on the CPU, or afresh on hr's device."""
+    batch, channels, height, width = hr.shape
+    shape = (2, channels, height // scale, width // scale)
+    if seeds is None:
+        uniform = torch.rand(2, batch, device=hr.device, dtype=hr.dtype)
+        return Draws(uniform[0], uniform[1], torch.randn(batch, *shape, device=hr.device, dtype=hr.dtype))
+    # numpy's seeding uses every bit of a large seed (torch's CPU generator keeps only the low 32).
+    generators = [np.random.default_rng(int(seed)) for seed in seeds]
+    uniform = torch.from_numpy(np.stack([rng.random(2) for rng in generators]))
+    noise = torch.from_numpy(np.stack([rng.standard_normal(shape, dtype=np.float32) for rng in generators]))
+    uniform = uniform.to(hr.device, hr.dtype)
+    return Draws(uniform[:, 0], uniform[:, 1], noise.to(hr.device, hr.dtype))
+
+
+def sample_seeds(seed: int, index: Tensor) -> list[int]:
+    """One seed per image from the run's seed and each image's stable index (its row in the cached data).
+
+    index: int64 [B] >= 0, on any device (read back to the host: used for validation and test, not training).
+    """
+    return [(int(seed) % 2**32) * 2**32 + position for position in index.tolist()]
 
 
 def upsample_bicubic(lr: Tensor, scale: int = 4) -> Tensor:
@@ -73,3 +237,20 @@ def _dihedral(x: Tensor, transform: int, square: bool) -> Tensor:
         return x.flip(dims) if dims else x
     rotated = torch.rot90(x, transform % 4, dims=(-2, -1))
     return rotated.flip(-1) if transform >= 4 else rotated
+
+
+def _noise_range(noise: Any) -> tuple[float, float]:
+    if _is_number(noise):
+        return float(noise), float(noise)
+    if isinstance(noise, str) or not isinstance(noise, Sequence) or len(noise) != 2 or not all(map(_is_number, noise)):
+        raise TypeError(noise)
+    return float(noise[0]), float(noise[1])
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _plain(value: Any) -> Any:
+    """Config lists as plain lists in messages (ListConfig prints its type otherwise)."""
+    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value

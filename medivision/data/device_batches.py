@@ -4,28 +4,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.utils.data import Sampler
 
 from medivision.data.dataset import HRDataset
+from medivision.data.loader import PassPosition
 
 
 class DeviceBatches:
-    """Iterates over one split held on `device`, yielding the batches a DataLoader over it would.
+    """Iterates over one split held on `device`, yielding the batches a DataLoader with the same sampler would.
 
-    Each batch is {"hr": uint8 [B, 1, H, W] in [0, 255], "label": int64 [B]} (plus "eval_row" int64 [B]
-    when the split has evaluation rows), all already on `device`, gathered there with one index_select per
-    tensor: the host only launches kernels, and never waits for the device. A 128x128 uint8 split of
-    5,712 images takes 94 MB.
+    Each batch is {"hr": uint8 [B, 1, H, W] in [0, 255], "label": int64 [B], "index": int64 [B]}, all
+    already on `device`, gathered there with one index_select per tensor: the host only launches kernels,
+    and never waits for the device. A 128x128 uint8 split of 5,712 images takes 94 MB.
 
-    shuffle: a new order every pass, drawn from a CPU generator seeded once with `seed` (so a seeded run
-    repeats its orders; they are not the orders a DataLoader with the same seed draws), and the ragged last
-    batch dropped unless that would leave none, as SRDataModule's DataLoader does. Without shuffle the split
-    is read in order with nothing dropped.
-    Under DDP (`world_size` > 1) process `rank` takes every world_size-th item of the order; shuffled
-    passes first cut the order to a multiple of world_size, so every process runs as many batches, while
-    unshuffled passes give each item to exactly one process (no padding, for exact synced metrics).
+    sampler: the item order of a pass (None: in order), the same object the DataLoader would get, so the
+    training order and DDP shares are the DataLoader's; Lightning sets its epoch (`set_epoch`) before
+    each pass. The order is copied to the device once per pass. drop_last: drop the ragged last batch.
+    The position in the pass is saved in checkpoints and resumed as ResumableLoader does (PassPosition).
     """
 
     def __init__(
@@ -33,44 +32,37 @@ class DeviceBatches:
         dataset: HRDataset,
         device: torch.device,
         batch_size: int,
-        shuffle: bool,
-        seed: int = 0,
-        rank: int = 0,
-        world_size: int = 1,
+        sampler: Sampler[int] | None = None,
+        drop_last: bool = False,
     ) -> None:
         self.hr = dataset.hr.to(device)
         self.labels = dataset.labels.to(device)
-        self.eval_rows = None if dataset.eval_rows is None else dataset.eval_rows.to(device)
+        self.rows = dataset.rows.to(device)
         self.batch_size = batch_size
-        self.shuffle = shuffle
-        self.rank, self.world_size = rank, world_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.drop_last = shuffle and self._items_per_process() > batch_size
+        self.sampler = sampler
+        self.batch_sampler = None  # batches are cut here; Lightning looks for this next to `sampler`
+        self.drop_last = drop_last
+        self.position = PassPosition()
 
     def __len__(self) -> int:
-        items = self._items_per_process()
+        items = len(self.sampler) if self.sampler is not None else len(self.labels)
         return items // self.batch_size if self.drop_last else math.ceil(items / self.batch_size)
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        order = self._order()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
+        order = torch.as_tensor(list(self.sampler) if self.sampler is not None else range(len(self.labels)))
+        order = order.to(self.hr.device, non_blocking=True)
+        skip = self.position.start(getattr(self.sampler, "epoch", None))
+        for start in range(skip * self.batch_size, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
-            batch = {"hr": self.hr.index_select(0, index), "label": self.labels.index_select(0, index)}
-            if self.eval_rows is not None:
-                batch["eval_row"] = self.eval_rows.index_select(0, index)
-            yield batch
+            self.position.served += 1
+            yield {
+                "hr": self.hr.index_select(0, index),
+                "label": self.labels.index_select(0, index),
+                "index": self.rows.index_select(0, index),
+            }
 
-    def _items_per_process(self) -> int:
-        count = len(self.labels)
-        if self.shuffle:
-            return count // self.world_size
-        return len(range(self.rank, count, self.world_size))
+    def state_dict(self) -> dict[str, Any]:
+        return self.position.state_dict()
 
-    def _order(self) -> Tensor:
-        """This process's item indices for one pass, int64 on the device (one small copy per pass)."""
-        count = len(self.labels)
-        if self.shuffle:
-            order = torch.randperm(count, generator=self.generator)[: count - count % self.world_size]
-        else:
-            order = torch.arange(count)
-        return order[self.rank :: self.world_size].to(self.hr.device, non_blocking=True)
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.position.load_state_dict(state_dict)

@@ -1,0 +1,210 @@
+"""`python -m medivision.degradation_matrix runs=SWEEP_DIR [data=...]`: trained on one degradation, tested on each.
+
+SWEEP_DIR is the folder of `python -m medivision.train +experiment=degradation_ablation` (or a list of run
+folders or .ckpt files). Every run is one row, labelled with the `data.degradation` it was trained on (read
+from its .hydra/config.yaml); every entry of `degradations` is one column: the run's checkpoint evaluated
+on the test split of `data` with LR made by that degradation (validation/test noise is seeded per image,
+so every model sees the same LR images). Each cell holds the model's PSNR/SSIM and bicubic upsampling's
+on the same LR images. Writes matrix.csv, matrix.md and matrix.png (heat maps of the gain over bicubic)
+into outputs/degradation_matrix/<time>/.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torchmetrics.functional.image import structural_similarity_index_measure
+
+from medivision.data.datamodule import SRDataModule
+from medivision.data.degradations import DEGRADATIONS, upsample_bicubic
+from medivision.inference import SRModel, load_model
+
+METRICS = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
+
+
+@dataclass
+class Run:
+    """One row: a checkpoint and the degradation its training data was made with."""
+
+    label: str
+    checkpoint: Path
+    degradation: str
+    seed: int | None
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="degradation_matrix")
+def main(cfg: DictConfig) -> None:
+    try:
+        report, folder = degradation_matrix(cfg)
+    except (ValueError, FileNotFoundError) as error:
+        raise SystemExit(f"medivision.degradation_matrix: {error}") from None
+    print(report)
+    print(f"table: {folder / 'matrix.md'}, {folder / 'matrix.csv'}\nheat map: {folder / 'matrix.png'}")
+
+
+def degradation_matrix(cfg: DictConfig) -> tuple[str, Path]:
+    """Evaluate every run on every degradation in cfg.degradations; write the files, return (report, folder)."""
+    unknown = [kind for kind in cfg.degradations if kind not in DEGRADATIONS]
+    if unknown or not cfg.degradations:
+        raise ValueError(f"degradations={list(cfg.degradations)} must be a non-empty list of {', '.join(DEGRADATIONS)}")
+    runs = find_runs(cfg.runs, cfg.checkpoint)
+    models = {run.label: load_model(run.checkpoint, cfg.device) for run in runs}
+    rows = []
+    for kind in cfg.degradations:
+        datamodule: SRDataModule = instantiate(cfg.data, degradation=kind)
+        for run in runs:
+            if models[run.label].scale != datamodule.scale:
+                raise ValueError(f"{run.checkpoint} upsamples {models[run.label].scale}x but data.scale="
+                                 f"{datamodule.scale}: pass data.scale={models[run.label].scale}")
+        numbers = evaluate_on(models, datamodule)
+        rows += [{"trained_on": run.label, "evaluated_on": kind, **numbers[run.label],
+                  "checkpoint": str(run.checkpoint)} for run in runs]
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / "matrix.csv", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=["trained_on", "evaluated_on", *METRICS, "images", "checkpoint"])
+        writer.writeheader()
+        writer.writerows(rows)
+    report = markdown(rows, runs, list(cfg.degradations), cfg)
+    (out / "matrix.md").write_text(report)
+    heat_map(out / "matrix.png", rows, [run.label for run in runs], list(cfg.degradations))
+    return report, out
+
+
+def find_runs(targets, checkpoint: str = "best") -> list[Run]:
+    """Runs from a sweep folder, run folders or .ckpt files; a run folder gives its best-*.ckpt or last.ckpt."""
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f"checkpoint={checkpoint!r} must be best or last")
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    runs = []
+    for target in map(Path, targets):
+        if target.is_file():
+            runs.append(_run(target.parent.parent, target))
+        elif (target / ".hydra" / "config.yaml").is_file():
+            runs.append(_run(target, _checkpoint_of(target, checkpoint)))
+        elif target.is_dir():
+            folders = sorted(path.parent.parent for path in target.glob("*/.hydra/config.yaml"))
+            if not folders:
+                raise FileNotFoundError(f"runs={target} holds no training runs (folders with .hydra/config.yaml): "
+                                        "pass the folder of a +experiment=degradation_ablation multirun")
+            runs += [_run(folder, _checkpoint_of(folder, checkpoint)) for folder in folders]
+        else:
+            raise FileNotFoundError(f"runs: {target} does not exist")
+    labels = [run.label for run in runs]
+    for run in runs:
+        if labels.count(run.label) > 1:  # e.g. several seeds of one degradation: keep the rows apart
+            run.label = f"{run.label} ({run.checkpoint.parent.parent.name})"
+    return runs
+
+
+def _run(folder: Path, checkpoint: Path) -> Run:
+    config = folder / ".hydra" / "config.yaml"
+    if not config.is_file():
+        return Run(f"? ({checkpoint.name})", checkpoint, "?", None)
+    data = OmegaConf.load(config).data
+    return Run(data.degradation, checkpoint, data.degradation, data.get("seed"))
+
+
+def _checkpoint_of(folder: Path, which: str) -> Path:
+    found = sorted((folder / "checkpoints").glob("best-*.ckpt" if which == "best" else "last.ckpt"))
+    if not found:
+        raise FileNotFoundError(f"{folder}/checkpoints has no {'best-*.ckpt' if which == 'best' else 'last.ckpt'}: "
+                                "did that run finish an epoch? (checkpoint=last takes last.ckpt)")
+    return max(found, key=lambda path: path.stat().st_mtime_ns)
+
+
+@torch.inference_mode()
+def evaluate_on(models: dict[str, SRModel], datamodule: SRDataModule) -> dict[str, dict]:
+    """Mean per-image PSNR/SSIM (data range 1, as medivision.evaluate) of each model and bicubic on the test split."""
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    sums = {name: dict.fromkeys(METRICS, 0.0) for name in models}
+    count = 0
+    for batch in datamodule.test_dataloader():
+        batch = datamodule.on_after_batch_transfer(batch, 0)
+        hr, lr = batch["hr"], batch["lr"]
+        bicubic = _scores(upsample_bicubic(lr, datamodule.scale), hr)
+        for name, model in models.items():
+            scores = _scores(model(lr), hr)
+            for metric, values in (*scores.items(), *((f"bicubic_{k}", v) for k, v in bicubic.items())):
+                sums[name][metric] += float(values.sum())
+        count += len(hr)
+    if count == 0:
+        raise ValueError(f"the test split of data.source={datamodule.source} is empty: raise data.test_fraction")
+    return {name: {**{metric: total / count for metric, total in values.items()}, "images": count}
+            for name, values in sums.items()}
+
+
+def _scores(sr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+    mse = (sr - hr).pow(2).flatten(1).mean(1)
+    return {"psnr": 10 * torch.log10(1.0 / mse.clamp_min(1e-12)),
+            "ssim": structural_similarity_index_measure(sr, hr, data_range=1.0, reduction="none")}
+
+
+def markdown(rows: list[dict], runs: list[Run], kinds: list[str], cfg: DictConfig) -> str:
+    """The matrix as a Markdown table (rows: trained on; columns: evaluated on), then the gain over bicubic."""
+    cell = {(row["trained_on"], row["evaluated_on"]): row for row in rows}
+    images = rows[0]["images"]
+    header = "| trained on \\ evaluated on | " + " | ".join(kinds) + " |\n| --- |" + " ---: |" * len(kinds)
+    lines = [f"# Cross-degradation matrix ({images} test images of {cfg.data.source}, seed {cfg.data.seed})", "",
+             "Each cell: model PSNR (dB) / SSIM, and in brackets bicubic upsampling of the same LR images.", "",
+             header]
+    for run in runs:
+        cells = [f"{c['psnr']:.2f} / {c['ssim']:.4f} (bicubic {c['bicubic_psnr']:.2f} / {c['bicubic_ssim']:.4f})"
+                 for c in (cell[(run.label, kind)] for kind in kinds)]
+        lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
+    lines += ["", "Gain over bicubic, PSNR (dB) / SSIM:", "", header]
+    for run in runs:
+        cells = [f"{c['psnr'] - c['bicubic_psnr']:+.2f} / {c['ssim'] - c['bicubic_ssim']:+.4f}"
+                 for c in (cell[(run.label, kind)] for kind in kinds)]
+        lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
+    seeds = sorted({run.seed for run in runs if run.seed is not None})
+    if seeds and seeds != [cfg.data.seed]:
+        lines += ["", f"Note: the runs were trained with seed(s) {seeds}, but this test split was made with seed "
+                      f"{cfg.data.seed}; pass seed={seeds[0]} to test on the split those runs held out."]
+    options = OmegaConf.to_container(cfg.data.degradation_options, resolve=True)
+    lines += ["", f"Degradation options: {options}. Checkpoints: {', '.join(str(run.checkpoint) for run in runs)}.",
+              "", "SR images are model estimates, not measurements."]
+    return "\n".join(lines) + "\n"
+
+
+def heat_map(path: Path, rows: list[dict], labels: list[str], kinds: list[str]) -> None:
+    """Two heat maps, PSNR and SSIM gain over bicubic, each cell annotated with the model's and bicubic's values."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cell = {(row["trained_on"], row["evaluated_on"]): row for row in rows}
+    figure, axes = plt.subplots(1, 2, figsize=(4.2 + 2.4 * len(kinds), 1.6 + 0.75 * len(labels)), squeeze=False)
+    for axis, (metric, unit, digits) in zip(axes[0], (("psnr", "dB", 2), ("ssim", "", 4))):
+        gain = torch.tensor([[cell[(label, kind)][metric] - cell[(label, kind)][f"bicubic_{metric}"] for kind in kinds]
+                             for label in labels])
+        limit = float(gain.abs().max()) or 1.0
+        image = axis.imshow(gain.numpy(), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
+        for i, label in enumerate(labels):
+            for j, kind in enumerate(kinds):
+                values = cell[(label, kind)]
+                colour = "white" if abs(float(gain[i, j])) > 0.6 * limit else "black"  # readable on dark cells
+                axis.text(j, i, f"{values[metric]:.{digits}f}\n(bicubic {values[f'bicubic_{metric}']:.{digits}f})",
+                          ha="center", va="center", fontsize=7, color=colour)
+        axis.set_xticks(range(len(kinds)), kinds, fontsize=8)
+        axis.set_yticks(range(len(labels)), labels, fontsize=8)
+        axis.set_xlabel("evaluated on")
+        axis.set_ylabel("trained on")
+        axis.set_title(f"{metric.upper()}: colour = gain over bicubic{f' ({unit})' if unit else ''}", fontsize=9)
+        figure.colorbar(image, ax=axis, shrink=0.8)
+    figure.suptitle("Cross-degradation matrix (SR values are model estimates)", fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+if __name__ == "__main__":
+    main()

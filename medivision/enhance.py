@@ -103,7 +103,7 @@ def enhance(cfg: DictConfig) -> Report:
     if cfg.degradation not in DEGRADATIONS:
         raise ValueError(f"degradation={cfg.degradation!r} is not one of {', '.join(DEGRADATIONS)}")
     options = DegradationOptions.from_config(cfg.get("degradation_options"), key="degradation_options")
-    model = load_model(cfg.ckpt, cfg.device)
+    model = load_model(cfg.ckpt, cfg.device, cfg.precision)
     upscaler = Upscaler(model, cfg.tile, cfg.overlap, cfg.batch_size, cfg.consistency, cfg.consistency_iterations,
                         cfg.degradation, options)
     report = Report(ignored=todo.ignored, model=model.name)

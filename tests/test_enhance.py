@@ -157,6 +157,20 @@ def test_onnx_file_enhances_like_the_checkpoint(tiny_checkpoint, tmp_path):
     by_onnx = np.asarray(Image.open(run(onnx_file, source, tmp_path / "onnx.png").written[0]), dtype=int)
     assert np.abs(by_torch - by_onnx).max() <= 1
 
+    with pytest.raises(ValueError, match="precision=bf16 applies to .ckpt checkpoints; tiny.onnx is an ONNX file"):
+        run(onnx_file, source, tmp_path / "onnx_bf16.png", "precision=bf16")
+
+
+def test_bf16_enhances_close_to_fp32(tiny_checkpoint, tmp_path):
+    write_volume(tmp_path / "v.nii.gz", shape=(16, 16, 4), dtype=np.float32, high=1.0)
+    fp32 = nib.load(str(run(tiny_checkpoint, tmp_path / "v.nii.gz", tmp_path / "fp32.nii.gz").written[0]))
+    bf16 = nib.load(str(run(tiny_checkpoint, tmp_path / "v.nii.gz", tmp_path / "bf16.nii.gz",
+                            "precision=bf16").written[0]))
+    difference = np.abs(bf16.get_fdata() - fp32.get_fdata())
+    assert bf16.get_data_dtype() == np.float32 and 0 < difference.max() < 0.02  # bf16 ran, and stayed close
+    with pytest.raises(ValueError, match="precision='half' is not one of fp32, bf16"):
+        run(tiny_checkpoint, tmp_path / "v.nii.gz", tmp_path / "half.nii.gz", "precision=half")
+
 
 def test_consistency_moves_outputs_towards_the_input(tiny_checkpoint, tmp_path):
     write_volume(tmp_path / "v.nii.gz", shape=(16, 16, 4), dtype=np.float32, high=1.0)

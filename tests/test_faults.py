@@ -48,9 +48,11 @@ def read_metrics(folder) -> list[dict]:
         return list(csv.DictReader(file))
 
 
-def test_a_nan_batch_is_skipped_and_counted(kaggle_root, tmp_path):
+@pytest.mark.parametrize("fused", [True, False])  # skipped on the device / decided by the host
+def test_a_nan_batch_is_skipped_and_counted(fused, kaggle_root, tmp_path):
     cfg = compose_train(tiny(kaggle_root, tmp_path, "data._target_=tests.faults.NaNBatches", "+data.nan_batches=[1]",
-                             "model.pretrain_epochs=0", "trainer.limit_train_batches=4", "logger=csv"))
+                             "model.pretrain_epochs=0", "trainer.limit_train_batches=4", "logger=csv",
+                             f"model.optimizer_g.fused={fused}", f"model.optimizer_d.fused={fused}"))
     weights = Weights()
     module = instantiate(cfg.model)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
@@ -60,23 +62,26 @@ def test_a_nan_batch_is_skipped_and_counted(kaggle_root, tmp_path):
     assert not same(weights.before[0], weights.after[0]) and not same(weights.before[2], weights.after[2])
     assert module.skipped_steps == 1 and module.bad_steps == 0
     checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
-    assert checkpoint["global_step"] == 2 * 4  # two optimizer steps per GAN batch; the skipped one counts too
+    # Two optimizer steps per GAN batch; a fused optimizer is called for the skipped batch too, and counts it.
+    assert checkpoint["global_step"] == 2 * 4 if fused else 2 * 3
     assert checkpoint["skipped_steps"] == 1 and all_finite(checkpoint["state_dict"])
     logged = [row["train/skipped_steps"] for row in read_metrics(tmp_path) if row.get("train/skipped_steps")]
     assert logged == ["1.0"]
 
 
 def test_too_many_bad_batches_in_a_row_stop_the_run_and_keep_the_last_checkpoint(kaggle_root, tmp_path):
+    # Batches 2, 3, 4 are bad; the check after batch 4 (every 5 batches) stops the run, mid-epoch.
     cfg = compose_train(tiny(kaggle_root, tmp_path, "data._target_=tests.faults.NaNBatches", "+data.nan_from=2",
-                             "model.max_bad_steps=3", "model.pretrain_epochs=1", "trainer.limit_train_batches=5",
-                             "callbacks.last_checkpoint.every_n_train_steps=1", "logger=none"))
+                             "model.max_bad_steps=3", "model.pretrain_epochs=1", "trainer.limit_train_batches=8",
+                             "trainer.log_every_n_steps=5", "callbacks.last_checkpoint.every_n_train_steps=1",
+                             "logger=none"))
     last = tmp_path / "checkpoints" / "last.ckpt"
     with pytest.raises(TrainingDiverged, match=rf"training stopped: 3 batches in a row had a non-finite loss \(g_loss "
                                                rf"is NaN or Inf; epoch 0, from global step 2\).*Last checkpoint: "
                                                rf"{last}\. Lower the learning rates"):
         train(cfg)
     checkpoint = load_checkpoint(last)
-    assert checkpoint["global_step"] == 5 and checkpoint["skipped_steps"] == 3  # written after the last batch
+    assert checkpoint["global_step"] == 5 and checkpoint["skipped_steps"] == 3  # written after batch 4
     assert all_finite(checkpoint["state_dict"])
 
 

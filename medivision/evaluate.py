@@ -25,7 +25,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from medivision.data.datamodule import SRDataModule
-from medivision.data.degradations import degrade, sample_seeds, upsample_bicubic
+from medivision.data.degradations import upsample_bicubic
 from medivision.evaluate_report import CONSISTENT, case_figure, markdown, means, write_csv
 from medivision.image_metrics import METRICS, foreground_mask, image_metrics
 from medivision.inference import SRModel, load_model, make_consistent
@@ -130,9 +130,7 @@ def _figure(result: Evaluation, model: SRModel, hr_uint8: torch.Tensor, datamodu
     cases = []
     for title, row in picks:
         hr = hr_uint8[row["image"]][None].float() / 255.0
-        # the LR the table measured: the test batch's draws come from the image's own seed
-        seeds = sample_seeds(datamodule.seed, datamodule.test_set.rows[row["image"]][None])
-        lr = degrade(hr, datamodule.scale, datamodule.degradation, datamodule.degradation_options, seeds)
+        lr = datamodule.evaluation_lr(torch.device("cpu"))[datamodule.test_set.rows[row["image"]]][None]
         caption = f"{title}: {row['class']} #{row['image']}\nPSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}"
         cases.append((caption, lr[0], upsample_bicubic(lr, datamodule.scale)[0], model(lr)[0], hr[0]))
     case_figure(result.figure, cases, cfg.error_gain)

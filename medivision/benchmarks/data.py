@@ -17,7 +17,6 @@ from omegaconf import DictConfig
 from medivision.benchmarks.clock import CpuUse, now
 from medivision.data.datamodule import SRDataModule
 from medivision.data.decode import IMAGE_EXTENSIONS, available_cpus
-from medivision.data.degradations import augment, degrade
 from medivision.data.device_batches import DeviceBatches
 
 RESEARCH_SET_TRAINING_IMAGES = 5712
@@ -90,8 +89,7 @@ def _rate(loader, batches: int, device: torch.device, datamodule: SRDataModule |
                 if datamodule is None:
                     yield batch["hr"]
                     continue
-                hr = augment(batch["hr"].to(device, non_blocking=True).float().div_(255.0))
-                yield degrade(hr, datamodule.scale, datamodule.degradation, datamodule.degradation_options)
+                yield datamodule.training_pair(batch["hr"].to(device, non_blocking=True))[1]
 
     stream = produce()
     next(stream)

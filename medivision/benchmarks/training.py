@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from medivision.benchmarks.clock import CpuUse, median, now
 from medivision.data.datamodule import SRDataModule
-from medivision.data.degradations import augment, degrade
+from medivision.data.degradations import degrade
 from medivision.data.device_batches import DeviceBatches
 from medivision.losses import pixel_loss
 from medivision.module import SRModule
@@ -140,10 +140,8 @@ def _lightning_turn(cfg: DictConfig, module: SRModule, datamodule: SRDataModule,
 def _plain_batches(datamodule: SRDataModule, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
     """(lr, hr) training batches on `device`, made as SRDataModule makes them, from the same kind of loader."""
     for batch in _train_loader(datamodule, device):
-        hr = batch["hr"].to(device, non_blocking=True).float().div_(255.0)
-        if datamodule.augment:
-            hr = augment(hr)
-        yield degrade(hr, datamodule.scale, datamodule.degradation, datamodule.degradation_options), hr
+        hr, lr = datamodule.training_pair(batch["hr"].to(device, non_blocking=True))
+        yield lr, hr
 
 
 def _train_loader(datamodule: SRDataModule, device: torch.device) -> DataLoader | DeviceBatches:

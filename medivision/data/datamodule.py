@@ -148,41 +148,46 @@ class SRDataModule(L.LightningDataModule):
         return self._loader(self._ready(self.test_set), shuffle=False)
 
     def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
-        """uint8 HR on the device -> float HR in [0, 1] (augmented when training) and its LR."""
-        hr = batch["hr"]
-        hr = hr.float().div_(255.0) if hr.dtype == torch.uint8 else hr.float()
+        """uint8 HR on the device -> float HR in [0, 1] (augmented when training) and its LR.
+
+        Outside training (validating, testing, evaluate, the degradation matrix) the LR is looked up in
+        `evaluation_lr` by each image's "index", so only validation and test images have one.
+        """
         if self.trainer is not None and self.trainer.training:
-            if self.augment:
-                hr = degradations.augment(hr)
-            lr = degradations.degrade(hr, self.scale, self.degradation, self.degradation_options)
-        elif self.trainer is not None:  # validating or testing: the LR made once (evaluation_lr)
+            hr, lr = self.training_pair(batch["hr"])
+        else:
+            hr = _unit_range(batch["hr"])
             lr = self.evaluation_lr(hr.device).index_select(0, batch["index"])
-        else:  # outside a Trainer (evaluate, the degradation matrix): made now, as evaluation_lr makes it
-            lr = self._evaluation_degrade(hr, batch["index"])
         return {"hr": hr, "lr": lr, "label": batch["label"]}
+
+    def training_pair(self, hr: Tensor) -> tuple[Tensor, Tensor]:
+        """HR [B, 1, H, W] (uint8 in [0, 255], or float in [0, 1]) on its device -> what a training step gets:
+        float HR in [0, 1], randomly flipped/rotated when `augment`, and its LR with fresh noise."""
+        hr = _unit_range(hr)
+        if self.augment:
+            hr = degradations.augment(hr)
+        return hr, degradations.degrade(hr, self.scale, self.degradation, self.degradation_options)
 
     def evaluation_lr(self, device: torch.device) -> Tensor:
         """The LR of every validation and test image, by row of the cached data set ("index"):
         float [N_rows, 1, h, w] in [0, 1] on `device`; training rows hold NaN (they have no fixed LR).
 
-        Made once per device, in chunks, by the same degrade() and per-image seeds as a batch outside a
-        Trainer gets (each image's LR does not depend on the batch it is in), so validating every epoch
-        costs no degradation. 5,712 rows take 23 MB.
+        Made once per device, in chunks; the noise of the noisy kinds is drawn from `seed` and each image's
+        row (degradations.sample_seeds), so an image's LR does not depend on its batch and is the same in
+        every run. Validating every epoch costs no degradation. 5,712 rows take 23 MB.
         """
         if device not in self._evaluation_lr:
             size = self.hr_size // self.scale
             table = torch.full((self._num_rows, 1, size, size), float("nan"), device=device)
+            noisy = self.degradation in degradations.RANDOM_KINDS
             for dataset in (self._ready(self.val_set), self._ready(self.test_set)):
                 for hr, rows in zip(dataset.hr.split(256), dataset.rows.split(256)):
-                    hr = hr.to(device).float().div_(255.0)
-                    table[rows.to(device)] = self._evaluation_degrade(hr, rows)
+                    seeds = degradations.sample_seeds(self.seed, rows) if noisy else None
+                    table[rows.to(device)] = degradations.degrade(
+                        _unit_range(hr.to(device)), self.scale, self.degradation, self.degradation_options, seeds
+                    )
             self._evaluation_lr[device] = table
         return self._evaluation_lr[device]
-
-    def _evaluation_degrade(self, hr: Tensor, rows: Tensor) -> Tensor:
-        """LR of validation/test HR float [B, 1, H, W] in [0, 1]: noise seeded by `seed` and each row."""
-        seeds = degradations.sample_seeds(self.seed, rows) if self.degradation in degradations.RANDOM_KINDS else None
-        return degradations.degrade(hr, self.scale, self.degradation, self.degradation_options, seeds)
 
     def summary(self) -> str:
         """Image counts per split and class, duplicates removed, files skipped and the cache file."""
@@ -264,6 +269,11 @@ class SRDataModule(L.LightningDataModule):
         return UnrepeatedDistributedSampler(
             dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
         )
+
+
+def _unit_range(hr: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [0, 1]; float input is taken as already in [0, 1]."""
+    return hr.float().div_(255.0) if hr.dtype == torch.uint8 else hr.float()
 
 
 def _subset(data: dict[str, Any], index: np.ndarray) -> HRDataset:

@@ -38,8 +38,8 @@ class SRDataModule(L.LightningDataModule):
     so the degradation runs on the GPU and only uint8 HR crosses the bus. `degradation` is one of
     medivision.data.degradations.DEGRADATIONS, with `degradation_options` (DegradationOptions fields).
     Training draws fresh noise for every batch; validation and test noise is drawn from `seed` and each
-    image's index, so their LR is the same in every run (see medivision.data.degradations). Under a
-    Trainer that LR is made once per device (`evaluation_lr`), not again every epoch.
+    image's index, so their LR is the same in every run (see medivision.data.degradations). That LR is
+    made once per device (`evaluation_lr`), not again every epoch.
 
     on_device: keep each split whole on the accelerator as uint8 and cut batches there (DeviceBatches), in
     the order the DataLoader would use: no worker processes and no host-to-device copy per batch

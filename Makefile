@@ -21,8 +21,9 @@ demo: $(STAMP)  ## train pretrain + GAN on the embedded MNI152 slices (CPU, ~5 m
 test: $(STAMP)  ## run the test suite (CPU, tiny models)
 	$(PY) -m pytest -q
 
-lint: $(STAMP)  ## ruff over the package and tests
+lint: $(STAMP)  ## ruff over the package and tests; the import layers of pyproject.toml (import-linter)
 	$(PY) -m ruff check medivision tests
+	$(VENV)/bin/lint-imports
 
 clean-outputs:  ## delete run outputs (outputs/) and caches (.cache/)
 	rm -rf outputs .cache

@@ -22,11 +22,11 @@ from medivision.benchmarks.machine import describe
 from medivision.benchmarks.synthetic import write_kaggle_layout
 from medivision.benchmarks.table import format_report
 from medivision.benchmarks.training import measure_training
-from medivision.checkpoints import load_generator
 from medivision.data.datamodule import SRDataModule
 from medivision.data.decode import available_cpus
-from medivision.launching import command_line_overrides
-from medivision.models import SRResNet
+from medivision.inference.checkpoints import load_generator
+from medivision.nets import SRResNet
+from medivision.training.launching import command_line_overrides
 
 SECTIONS = ("training", "inference", "data")
 

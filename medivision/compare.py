@@ -18,7 +18,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from medivision.runs import load_runs
+from medivision.report.runs import load_runs
 
 # Config keys that say where or how a run was logged, not what was trained.
 NOT_SETTINGS = ("paths.", "hydra.", "logger.", "callbacks.", "data.root", "data.cache_dir", "run_name", "group",

@@ -23,7 +23,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 
 from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import DEGRADATIONS, upsample_bicubic
-from medivision.inference import SRModel, load_model
+from medivision.inference.models import SRModel, load_model
 
 METRICS = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
 

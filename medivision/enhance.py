@@ -3,7 +3,7 @@
 Inputs: PNG/JPEG/TIFF images (8- or 16-bit, gray or RGB, any size), DICOM files or series, NIfTI volumes
 (in-plane, slice by slice across `axis`), or a folder of any of them. The input is the low-resolution
 image: every output is `scale` times larger in-plane. Stored values map to [0, 1] and back as
-medivision.intensity describes (per image; per series or volume for DICOM and NIfTI, so slices stay
+medivision.io.intensity describes (per image; per series or volume for DICOM and NIfTI, so slices stay
 comparable). Each output says in its metadata that it is a model estimate, and the run reports how far
 degrade(SR) lies from the input (LR-consistency PSNR). Runs on the CPU unless device=cuda.
 """
@@ -22,13 +22,15 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from medivision.data.degradations import DEGRADATIONS, DegradationOptions
-from medivision.enhance_paths import Plan, plan
-from medivision.formats import ESTIMATE_NOTE
-from medivision.formats import dicom as dicom_files
-from medivision.formats import images as image_files
-from medivision.formats import nifti as nifti_files
-from medivision.inference import SRModel, load_model, lr_consistency_psnr, make_consistent, super_resolve
-from medivision.intensity import INTENSITY_MODES, IntensityMap
+from medivision.inference.consistency import lr_consistency_psnr, make_consistent
+from medivision.inference.models import SRModel, load_model
+from medivision.inference.tiling import super_resolve
+from medivision.io import dicom as dicom_files
+from medivision.io import images as image_files
+from medivision.io import nifti as nifti_files
+from medivision.io.formats import ESTIMATE_NOTE
+from medivision.io.intensity import INTENSITY_MODES, IntensityMap
+from medivision.io.outputs import Plan, plan
 
 logger = logging.getLogger(__name__)
 

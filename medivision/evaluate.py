@@ -4,7 +4,7 @@ For every test image (the split `data` makes, LR from `data.degradation`): PSNR 
 of bicubic upsampling and of any `compare` checkpoints (or ONNX files), on the whole image and on the
 brain only, plus the LR-consistency PSNR of each output (degrade(SR) against the LR input). The brain
 mask comes from HR: pixels above `foreground_level`, holes filled, dilated by `foreground_dilation`
-(see medivision.image_metrics.foreground_mask). With consistency=true the model's outputs are also
+(see medivision.report.metrics.foreground_mask). With consistency=true the model's outputs are also
 corrected by back-projection and reported as "model + consistency", with the change it causes.
 
 Writes into the run directory (outputs/evaluate/<time>/): per_image.csv (one row per image and
@@ -26,10 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import upsample_bicubic
-from medivision.evaluate_report import CONSISTENT, case_figure, markdown, means, write_csv
-from medivision.image_metrics import METRICS, foreground_mask, image_metrics
-from medivision.inference import SRModel, load_model, make_consistent
-from medivision.wandb_log import finish_run
+from medivision.inference.consistency import make_consistent
+from medivision.inference.models import SRModel, load_model
+from medivision.report.evaluation import CONSISTENT, case_figure, markdown, means, write_csv
+from medivision.report.metrics import METRICS, foreground_mask, image_metrics
+from medivision.training.loggers import finish_run
 
 
 @dataclass

@@ -17,23 +17,13 @@ import hydra
 import numpy as np
 import torch
 from omegaconf import DictConfig
-from torch import Tensor, nn
+from torch import nn
 
-from medivision.checkpoints import load_generator
-from medivision.inference import OnnxSR
+from medivision.inference.checkpoints import load_generator
+from medivision.inference.onnx import OnnxSR, write_onnx
+from medivision.nets import ClampedGenerator
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
-
-
-class ClampedGenerator(nn.Module):
-    """An SRResNet whose output is clamped to [0, 1]: LR [B, 1, h, w] -> SR [B, 1, scale*h, scale*w]."""
-
-    def __init__(self, generator: nn.Module):
-        super().__init__()
-        self.generator = generator
-
-    def forward(self, lr: Tensor) -> Tensor:
-        return self.generator(lr).clamp(0.0, 1.0)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
@@ -79,32 +69,6 @@ def export(cfg: DictConfig) -> dict:
         raise ValueError(f"{output} differs from PyTorch by up to {worst:.2e} > tolerance={cfg.tolerance}: "
                          f"do not use it (see {output}.check.json)")
     return check
-
-
-def write_onnx(model: nn.Module, output: Path, config: dict, source: str, opset: int) -> None:
-    """Write `model` (LR [B, 1, h, w] -> SR) as ONNX with dynamic batch and size, and MediVision's metadata:
-    scale, the generator config and `source`, the file it came from."""
-    import onnx
-
-    example = torch.rand(1, 1, 32, 32)
-    with warnings.catch_warnings():
-        # The dynamo-based exporter needs onnxscript, which MediVision does not depend on; the TorchScript-
-        # based one is deprecated but exports this network exactly (see the check).
-        warnings.simplefilter("ignore", (DeprecationWarning, FutureWarning, UserWarning))
-        torch.onnx.export(
-            model, (example,), str(output), input_names=["lr"], output_names=["sr"], opset_version=opset,
-            dynamic_axes={"lr": {0: "batch", 2: "height", 3: "width"},
-                          "sr": {0: "batch", 2: "sr_height", 3: "sr_width"}},
-            dynamo=False,
-        )
-    proto = onnx.load(str(output))
-    metadata = {"scale": str(config["scale"]), "generator": json.dumps(config), "checkpoint": source,
-                "note": "output is a model estimate, not a measurement; input and output in [0, 1]"}
-    for key, value in metadata.items():
-        proto.metadata_props.add(key=key, value=value)
-    proto.producer_name = "medivision"
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(output))
 
 
 def _write_torchscript(model: nn.Module, output: Path) -> None:

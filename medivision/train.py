@@ -11,10 +11,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
-from medivision.launching import command_line_overrides, refuse_ddp_in_local_multirun
-from medivision.loggers import make_loggers, start_loggers
-from medivision.report import metrics_table
-from medivision.wandb_log import finish_run
+from medivision.report.tables import metrics_table
+from medivision.training.launching import command_line_overrides, refuse_ddp_in_local_multirun
+from medivision.training.loggers import finish_run, make_loggers, start_loggers
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")

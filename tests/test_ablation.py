@@ -8,7 +8,7 @@ import statistics
 import pytest
 
 from medivision.compare import compare, learning_curve, main
-from medivision.wandb_log import find_run_logs, read_run
+from medivision.report.wandb_files import find_run_logs, read_run
 
 VARIANTS = ["cbam", "channel", "none", "spatial"]
 SEEDS = [1, 2]

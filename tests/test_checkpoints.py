@@ -4,8 +4,8 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from medivision.checkpoints import load_checkpoint, load_generator
-from medivision.inference import load_model
+from medivision.inference.checkpoints import load_checkpoint, load_generator
+from medivision.inference.models import load_model
 from tests.training import compose_train, tiny
 
 

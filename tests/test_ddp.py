@@ -9,8 +9,8 @@ import lightning as L
 import pytest
 from hydra.utils import instantiate
 
-from medivision.checkpoints import load_checkpoint
-from medivision.wandb_log import find_run_logs, read_run
+from medivision.inference.checkpoints import load_checkpoint
+from medivision.report.wandb_files import find_run_logs, read_run
 from tests.training import REPO, compose_train, tiny
 
 SINGLE_PROCESS_ONLY = ("trainer=cpu", "+trainer.limit_val_batches=1", "+trainer.limit_test_batches=1")

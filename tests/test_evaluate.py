@@ -15,8 +15,8 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from medivision.data.degradations import degrade, upsample_bicubic
 from medivision.evaluate import evaluate
 from medivision.export import export
-from medivision.image_metrics import foreground_mask
-from medivision.inference import load_model
+from medivision.inference.models import load_model
+from medivision.report.metrics import foreground_mask
 from tests.clinic import compose_config
 from tests.reference import ssim_map
 
@@ -119,7 +119,7 @@ def test_scale_of_the_checkpoint_must_match_the_data(tiny_checkpoint, kaggle_roo
 
 def test_logged_to_wandb_when_a_logger_is_configured(tiny_checkpoint, kaggle_root, cache_dir, tmp_path,
                                                      monkeypatch):
-    from medivision.wandb_log import find_run_logs, read_run
+    from medivision.report.wandb_files import find_run_logs, read_run
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")

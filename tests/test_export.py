@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from medivision.export import export
-from medivision.inference import load_model
+from medivision.inference.models import load_model
 from tests.clinic import compose_config
 
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
-from medivision.bad_steps import TrainingDiverged
-from medivision.checkpoints import load_checkpoint
+from medivision.inference.checkpoints import load_checkpoint
 from medivision.train import train
+from medivision.training.nan_guard import TrainingDiverged
 from tests.training import compose_train, tiny
 
 

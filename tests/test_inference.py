@@ -5,9 +5,10 @@ import pytest
 import torch
 
 from medivision.data.degradations import degrade
-from medivision.inference import lr_consistency_psnr, make_consistent, super_resolve
-from medivision.intensity import IntensityMap
-from medivision.models import SRResNet
+from medivision.inference.consistency import lr_consistency_psnr, make_consistent
+from medivision.inference.tiling import super_resolve
+from medivision.io.intensity import IntensityMap
+from medivision.nets import SRResNet
 from tests.clinic import brain_slices
 
 

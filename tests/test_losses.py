@@ -2,8 +2,8 @@ import pytest
 import torch
 from torchvision.models import vgg19
 
-import medivision.losses
-from medivision.losses import AdversarialLoss, PerceptualLoss, pixel_loss, vgg19_layer_index
+import medivision.training.losses
+from medivision.training.losses import AdversarialLoss, PerceptualLoss, pixel_loss, vgg19_layer_index
 
 
 def test_pixel_loss_kinds():
@@ -23,7 +23,7 @@ def test_vgg_layer_names_map_to_conv_layers():
 
 
 def test_perceptual_vgg_is_frozen_unregistered_and_warned_once(monkeypatch, recwarn):
-    monkeypatch.setattr(medivision.losses, "_warned_random_vgg", False)
+    monkeypatch.setattr(medivision.training.losses, "_warned_random_vgg", False)
     loss = PerceptualLoss("conv2_2", "random")
     PerceptualLoss("conv1_1", "random")
     assert len([w for w in recwarn if "RANDOM weights" in str(w.message)]) == 1

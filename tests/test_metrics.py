@@ -6,7 +6,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from medivision.module import _metrics
+from medivision.training.module import _metrics
 from tests.reference import ssim_map
 
 RADIUS = 5  # Gaussian window 11x11, sigma 1.5 (Wang et al. 2004)

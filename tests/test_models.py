@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from medivision.models import Discriminator, SRResNet
-from medivision.models.attention import CBAM, ChannelGate, SpatialGate, make_attention
+from medivision.nets import Discriminator, SRResNet
+from medivision.nets.attention import CBAM, ChannelGate, SpatialGate, make_attention
 
 
 @pytest.mark.parametrize("attention", ["none", "channel", "spatial", "cbam"])

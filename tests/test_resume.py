@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from medivision.checkpoints import load_checkpoint
+from medivision.inference.checkpoints import load_checkpoint
 from tests.training import REPO, tiny
 
 # 5 batches per epoch; epoch 0 pixel-only (1 optimizer step per batch), epochs 1-2 GAN (2 per batch): 25 steps.

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from medivision.checkpoints import load_checkpoint
 from medivision.data.datamodule import SRDataModule
-from medivision.inference import load_model
+from medivision.inference.checkpoints import load_checkpoint
+from medivision.inference.models import load_model
 from medivision.train import train
 from tests.training import compose_train, tiny
 

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from wandb.sdk.launch.sweeps.utils import create_sweep_command, create_sweep_command_args
 
-from medivision.module import SRModule
+from medivision.training.module import SRModule
 from tests.training import CONF_DIR, REPO, compose_train, tiny
 
 SEARCHED = {"model.optimizer_g.lr", "model.optimizer_d.lr", "model.loss.perceptual.weight",

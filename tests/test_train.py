@@ -6,7 +6,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from medivision.checkpoints import load_checkpoint
+from medivision.inference.checkpoints import load_checkpoint
 from medivision.train import train
 from tests.training import CONF_DIR, compose_train, tiny
 
@@ -127,7 +127,7 @@ def test_resume_from_last_checkpoint_continues_the_step_count(kaggle_root, tmp_p
 
 
 def test_wandb_offline_run_logs_metrics_and_panels(kaggle_root, tmp_path):
-    from medivision.wandb_log import find_run_logs, read_run
+    from medivision.report.wandb_files import find_run_logs, read_run
 
     cfg = compose_train(tiny(kaggle_root, tmp_path, "group=unit", "run_name=tiny"))
     train(cfg)

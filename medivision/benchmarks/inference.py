@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from medivision.benchmarks.clock import CpuUse, median, now
-from medivision.export import ClampedGenerator, write_onnx
+from medivision.inference.onnx import write_onnx
+from medivision.nets import ClampedGenerator
 
 VARIANTS = ("eager", "channels_last", "bf16", "compile", "compile_bf16", "onnxruntime")
 Runner = Callable[[Tensor], Tensor]

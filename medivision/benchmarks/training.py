@@ -28,8 +28,8 @@ from medivision.benchmarks.clock import CpuUse, median, now
 from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import degrade
 from medivision.data.device_batches import DeviceBatches
-from medivision.losses import pixel_loss
-from medivision.module import SRModule
+from medivision.training.losses import pixel_loss
+from medivision.training.module import SRModule
 
 PRECISIONS = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16}
 

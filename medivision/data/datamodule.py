@@ -241,7 +241,7 @@ class SRDataModule(L.LightningDataModule):
             pin_memory=self.pin_memory,
             persistent_workers=self.num_workers > 0,
             # Worker seeds come from here rather than from torch's global generator, whose state a resumed
-            # run restores (medivision.checkpointing.RandomState) and nothing else may advance.
+            # run restores (medivision.training.checkpointing.RandomState) and nothing else may advance.
             generator=torch.Generator().manual_seed(self.seed),
         )
 

@@ -8,7 +8,7 @@ from torch import Tensor
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from medivision.data.degradations import DegradationOptions
-from medivision.inference import lr_consistency_psnr
+from medivision.inference.consistency import lr_consistency_psnr
 
 METRICS = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lr_psnr")
 

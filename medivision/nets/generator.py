@@ -5,7 +5,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medivision.models.attention import make_attention
+from medivision.nets.attention import make_attention
 
 
 class ResidualBlock(nn.Module):
@@ -80,3 +80,18 @@ class SRResNet(nn.Module):
         if self.bicubic_skip:
             sr = sr + F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return sr
+
+
+class ClampedGenerator(nn.Module):
+    """What every tool serves: a generator's output clamped to [0, 1].
+
+    LR [B, 1, h, w] in [0, 1] -> SR [B, 1, scale*h, scale*w] in [0, 1]. Training losses see the raw output;
+    validation, test, evaluate, enhance, export and the benchmark go through this one forward.
+    """
+
+    def __init__(self, generator: nn.Module):
+        super().__init__()
+        self.generator = generator
+
+    def forward(self, lr: Tensor) -> Tensor:
+        return self.generator(lr).clamp(0.0, 1.0)

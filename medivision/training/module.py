@@ -9,13 +9,13 @@ from torch import Tensor, nn
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
-from medivision.bad_steps import BadSteps, finite, step_unless
-from medivision.checkpoints import ema_generator_weights, load_checkpoint
 from medivision.data.degradations import upsample_bicubic
-from medivision.ema import EMA
-from medivision.losses import AdversarialLoss, PerceptualLoss, pixel_loss
-from medivision.models import Discriminator, SRResNet
-from medivision.models.speed import apply_speed_options
+from medivision.inference.checkpoints import ema_generator_weights, load_checkpoint
+from medivision.nets import ClampedGenerator, Discriminator, SRResNet
+from medivision.nets.speed import apply_speed_options
+from medivision.training.ema import EMA
+from medivision.training.losses import AdversarialLoss, PerceptualLoss, pixel_loss
+from medivision.training.nan_guard import BadSteps, finite, step_unless
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 LOSS_NAMES = ("pixel", "perceptual", "adversarial", "g_loss", "d_loss")
@@ -45,7 +45,7 @@ class SRModule(L.LightningModule):
     the whole batch (D, G and the EMA), a bad generator loss the G and EMA updates; either way the
     networks' buffers that forward passes update (BatchNorm statistics, spectral-norm vectors) go back to
     their values before the batch, so one bad batch leaves no NaN behind. This is decided on the device
-    (medivision.bad_steps): nothing in a training step waits for it. Skipped batches are counted
+    (medivision.training.nan_guard): nothing in a training step waits for it. Skipped batches are counted
     (`skipped_steps`, logged as train/skipped_steps each epoch) and left out of the epoch-mean losses;
     when a check (every `log_every_n_steps` batches and at the epoch's end) finds that `max_bad_steps`
     batches in a row were bad, training stops with TrainingDiverged. Weights in checkpoints written
@@ -86,6 +86,8 @@ class SRModule(L.LightningModule):
         if init_from:
             self.generator.load_state_dict(_ema_generator_weights(init_from))
         self.ema = EMA(self.generator, ema_decay)
+        # Not a registered submodule: it wraps ema.module, whose weights the checkpoint holds once.
+        self.__dict__["served"] = ClampedGenerator(self.ema.module)
         self.scale = self.generator.scale
         uses_adversarial = gan and loss["adversarial"]["weight"] > 0
         self.discriminator = Discriminator(**discriminator) if uses_adversarial else None
@@ -112,7 +114,7 @@ class SRModule(L.LightningModule):
 
     def forward(self, lr: Tensor) -> Tensor:
         """EMA generator: LR [B, 1, h, w] in [0, 1] -> SR [B, 1, 4h, 4w] clamped to [0, 1]."""
-        return self.ema.module(lr).clamp(0.0, 1.0)
+        return self.__dict__["served"](lr)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         lr, hr = batch["lr"], batch["hr"]

@@ -1,4 +1,4 @@
-"""Reading W&B's local run log (`run-<id>.wandb`) without a server, e.g. for offline runs.
+"""W&B's local files: reading a run log (`run-<id>.wandb`) without a server, e.g. for offline runs, and credentials.
 
 The file is W&B's record log: a 7-byte header (":W&B", magic 0xBEE1, version), then 32 KiB blocks of
 records, each with a 7-byte header (CRC32C, length, type: full/first/middle/last) and a chunk of a
@@ -6,13 +6,12 @@ serialised `wandb_internal_pb2.Record`. Records that span blocks are split into 
 """
 
 import json
+import netrc
+import os
 import struct
-import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import wandb
 from wandb.proto import wandb_internal_pb2
 
 BLOCK_SIZE = 32 * 1024
@@ -76,24 +75,15 @@ def find_run_logs(directory: str | Path) -> list[Path]:
     return sorted(Path(directory).rglob("run-*.wandb"))
 
 
-def finish_run(timeout: float = 60.0) -> None:
-    """`wandb.finish()`, then wait until the run's log file holds its exit record.
-
-    wandb.finish() can return before W&B's service has written the log to disk (seen offline, on a busy
-    machine), and a tool reading the run right afterwards would find an empty file.
-    """
-    run = wandb.run
-    if run is None:
-        return
-    log = Path(run.dir).parent / f"run-{run.id}.wandb"
-    wandb.finish()
-    deadline = time.monotonic() + timeout
-    while not _has_exit_record(log):
-        if time.monotonic() > deadline:
-            warnings.warn(f"W&B has not finished writing {log} after {timeout:.0f} s", stacklevel=2)
-            return
-        time.sleep(0.1)
-
-
-def _has_exit_record(log: Path) -> bool:
+def has_exit_record(log: Path) -> bool:
     return log.is_file() and any(record.WhichOneof("record_type") == "exit" for record in read_records(log))
+
+
+def wandb_has_credentials() -> bool:
+    """True when WANDB_API_KEY is set or ~/.netrc holds a key for api.wandb.ai (as `wandb login` writes)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError):
+        return False

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medivision.formats import detect
-from medivision.formats.images import OUTPUT_SUFFIXES, output_suffix
-from medivision.formats.nifti import is_nifti
+from medivision.io.formats import detect
+from medivision.io.images import OUTPUT_SUFFIXES, output_suffix
+from medivision.io.nifti import is_nifti
 
 KINDS_TEXT = "PNG/JPEG/TIFF images, DICOM files (.dcm or with a DICM preamble) or NIfTI volumes (.nii/.nii.gz)"
 

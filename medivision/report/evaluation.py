@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from medivision.image_metrics import METRICS
+from medivision.report.metrics import METRICS
 
 COLUMNS = ("image", "path", "slice_index", "class", "method", *METRICS, "fg_fraction")
 HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "fg_psnr": "brain PSNR (dB)", "fg_ssim": "brain SSIM",

@@ -6,8 +6,7 @@ Every run comes back as the same dict: {"id", "name", "group", "config" (nested,
 
 from pathlib import Path
 
-from medivision.loggers import wandb_has_credentials
-from medivision.wandb_log import find_run_logs, read_records, read_run
+from medivision.report.wandb_files import find_run_logs, read_records, read_run, wandb_has_credentials
 
 
 def load_runs(target: str, runs_root: str | Path = "outputs", project: str = "medivision",

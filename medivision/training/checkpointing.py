@@ -16,8 +16,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from medivision.checkpoints import load_checkpoint
 from medivision.data.cache import save_atomic
+from medivision.inference.checkpoints import load_checkpoint
 
 # With manual optimization Lightning warns that a step-triggered checkpoint holds the weights after the
 # optimizer step; that is what a checkpoint to resume from must hold (the loops record the batch as done).
@@ -30,7 +30,7 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     A crash or a kill during a save leaves the previous file as it was (at worst a hidden
     `.NAME.*.tmp` file beside it). Lightning's own writer stages the file in the system temp folder and
     moves it across, which is a plain, interruptible copy when that folder is on another file system.
-    Reading goes through medivision.checkpoints.load_checkpoint: tensors and plain containers only
+    Reading goes through medivision.inference.checkpoints.load_checkpoint: tensors and plain containers only
     (weights_only=True, whatever the caller asks), with a one-line error naming a bad file.
     """
 

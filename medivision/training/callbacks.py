@@ -6,7 +6,7 @@ import lightning as L
 from lightning.pytorch.loggers import WandbLogger
 from torchvision.utils import save_image
 
-from medivision.panels import PANEL_COLUMNS, make_panel
+from medivision.report.panels import PANEL_COLUMNS, make_panel
 
 
 class SamplePanels(L.Callback):

@@ -1,24 +1,18 @@
 """Experiment loggers: Weights & Biases online when credentials exist, offline otherwise; CSV when W&B cannot start."""
 
-import netrc
 import os
+import time
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 
+import wandb
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
+from medivision.report.wandb_files import has_exit_record, wandb_has_credentials
+
 WANDB_MODES = ("auto", "online", "offline", "disabled")
-
-
-def wandb_has_credentials() -> bool:
-    """True when WANDB_API_KEY is set or ~/.netrc holds a key for api.wandb.ai (as `wandb login` writes)."""
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError):
-        return False
 
 
 def wandb_logger(save_dir: str, project: str, mode: str = "auto", **kwargs) -> WandbLogger:
@@ -84,3 +78,22 @@ def _csv_instead(error: Exception, fallback_dir: str) -> CSVLogger:
                   f"logging to CSV in {logger.log_dir} instead and training on. Fix logger.wandb.* or pass "
                   "logger=csv.", stacklevel=2)
     return logger
+
+
+def finish_run(timeout: float = 60.0) -> None:
+    """`wandb.finish()`, then wait until the run's log file holds its exit record.
+
+    wandb.finish() can return before W&B's service has written the log to disk (seen offline, on a busy
+    machine), and a tool reading the run right afterwards would find an empty file.
+    """
+    run = wandb.run
+    if run is None:
+        return
+    log = Path(run.dir).parent / f"run-{run.id}.wandb"
+    wandb.finish()
+    deadline = time.monotonic() + timeout
+    while not has_exit_record(log):
+        if time.monotonic() > deadline:
+            warnings.warn(f"W&B has not finished writing {log} after {timeout:.0f} s", stacklevel=2)
+            return
+        time.sleep(0.1)

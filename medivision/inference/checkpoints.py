@@ -4,7 +4,7 @@ from pathlib import Path
 
 import torch
 
-from medivision.models import SRResNet
+from medivision.nets import SRResNet
 
 EMA_PREFIX = "ema.module."
 
@@ -53,7 +53,7 @@ def generator_config(checkpoint: dict, path: str | Path) -> dict:
     config = (checkpoint.get("hyper_parameters") or {}).get("generator")
     if not isinstance(config, dict):
         raise ValueError(
-            f"{path} has no hyper_parameters['generator']: it was not saved by medivision.module.SRModule"
+            f"{path} has no hyper_parameters['generator']: it was not saved by medivision.training.module.SRModule"
         )
     return dict(config)
 

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from medivision.formats.dicom import looks_like_dicom
-from medivision.formats.images import IMAGE_SUFFIXES
-from medivision.formats.nifti import is_nifti
+from medivision.io.dicom import looks_like_dicom
+from medivision.io.images import IMAGE_SUFFIXES
+from medivision.io.nifti import is_nifti
 
 # Every SR output carries this, in whatever metadata its format has.
 # The first 64 characters carry the point, for fields that are short (NIfTI descrip holds 79).

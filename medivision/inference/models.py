@@ -1,0 +1,68 @@
+"""A trained generator from any file: one small interface over checkpoints and ONNX files.
+
+Everything here works on float tensors in [0, 1] on the CPU; mapping file intensities to and from that
+range is the job of medivision.io.intensity.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from medivision.inference.checkpoints import load_generator
+from medivision.inference.onnx import OnnxSR
+from medivision.nets import ClampedGenerator
+
+
+class SRModel(Protocol):
+    """A super-resolution network: LR [B, 1, h, w] float32 in [0, 1] -> SR [B, 1, scale*h, scale*w] in [0, 1]."""
+
+    scale: int
+    name: str
+
+    def __call__(self, lr: Tensor) -> Tensor: ...
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+class TorchSR:
+    """The EMA generator of a MediVision checkpoint, output clamped to [0, 1] (as SRModule.forward).
+
+    precision "bf16": convolutions under bfloat16 autocast, outputs back in float32. On CPUs with bf16
+    instructions (and on GPUs) about twice as fast; python -m medivision.benchmark measures the speed and
+    the PSNR change on your machine.
+    """
+
+    def __init__(self, path: str | Path, device: str = "cpu", precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+        generator, self.config = load_generator(path)
+        self.device = torch.device(device)
+        self.generator = ClampedGenerator(generator).to(self.device)
+        self.bf16 = precision == "bf16"
+        self.scale = int(self.config["scale"])
+        self.name = Path(path).name
+
+    @torch.inference_mode()
+    def __call__(self, lr: Tensor) -> Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            sr = self.generator(lr.to(self.device, torch.float32))
+        return sr.float().cpu()
+
+
+def load_model(path: str | Path, device: str = "cpu", precision: str = "fp32") -> SRModel:
+    """A checkpoint (.ckpt) or an exported ONNX file (.onnx), chosen by the file name; precision: fp32 | bf16
+    (checkpoints only: an ONNX file runs in the precision it was exported in)."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt={path} does not exist: pass a .ckpt checkpoint or an exported .onnx file")
+    if path.suffix.lower() != ".onnx":
+        return TorchSR(path, device, precision)
+    if precision != "fp32":
+        raise ValueError(f"precision={precision} applies to .ckpt checkpoints; {path.name} is an ONNX file, "
+                         "which runs in float32: use precision=fp32 or the checkpoint")
+    return OnnxSR(path, device)

@@ -1,0 +1,1 @@
+"""What runs are judged by: per-image metrics, tables, figures, and reading runs back."""

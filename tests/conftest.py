@@ -21,6 +21,29 @@ TEST_PER_CLASS = 2
 KAGGLE_SIZES = ((150, 170), (200, 200), (90, 120), (256, 256), (170, 150))
 
 
+# What installing and running pytest itself leave in the repository; tests may leave nothing else there.
+_OWN_FILES = (".venv/", ".pytest_cache/", ".ruff_cache/", "medivision.egg-info/")
+
+
+def _repository_changes() -> set[str] | None:
+    """Untracked and ignored paths in the repository (git's view), apart from _OWN_FILES; None outside git."""
+    result = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    paths = {line[3:] for line in result.stdout.splitlines()}
+    return {path for path in paths if not path.startswith(_OWN_FILES) and "__pycache__/" not in path}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repository_untouched():
+    """Fails the session when a test wrote inside the repository (run outputs, caches, Hydra run directories)."""
+    before = _repository_changes()
+    yield
+    after = _repository_changes()
+    if before is not None and after is not None:
+        assert after <= before, f"tests wrote inside the repository: {sorted(after - before)}"
+
+
 def brain_like(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
     """A synthetic axial slice: bright skull ring, textured brain, a brighter blob. uint8 [height, width]."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)

@@ -20,7 +20,7 @@ def tiny(data_root: Path, out: Path, *extra: str, multirun: bool = False) -> lis
 
     With `multirun`, each job writes to its own Hydra sweep subdirectory of `out` instead.
     """
-    where = [f"hydra.sweep.dir={out}"] if multirun else [f"paths.output_dir={out}"]
+    where = [f"hydra.sweep.dir={out}"] if multirun else [f"hydra.run.dir={out}", f"paths.output_dir={out}"]
     return [
         f"data.root={data_root}",
         f"data.cache_dir={out / 'cache'}",

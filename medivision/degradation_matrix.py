@@ -19,11 +19,11 @@ import hydra
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from torchmetrics.functional.image import structural_similarity_index_measure
 
 from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import DEGRADATIONS, upsample_bicubic
 from medivision.inference.models import SRModel, load_model
+from medivision.report import metrics
 
 METRICS = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
 
@@ -122,12 +122,9 @@ def _checkpoint_of(folder: Path, which: str) -> Path:
 @torch.inference_mode()
 def evaluate_on(models: dict[str, SRModel], datamodule: SRDataModule) -> dict[str, dict]:
     """Mean per-image PSNR/SSIM (data range 1, as medivision.evaluate) of each model and bicubic on the test split."""
-    datamodule.prepare_data()
-    datamodule.setup("test")
     sums = {name: dict.fromkeys(METRICS, 0.0) for name in models}
     count = 0
-    for batch in datamodule.test_dataloader():
-        batch = datamodule.on_after_batch_transfer(batch, 0)
+    for batch in datamodule.evaluation_batches("test"):
         hr, lr = batch["hr"], batch["lr"]
         bicubic = _scores(upsample_bicubic(lr, datamodule.scale), hr)
         for name, model in models.items():
@@ -142,9 +139,7 @@ def evaluate_on(models: dict[str, SRModel], datamodule: SRDataModule) -> dict[st
 
 
 def _scores(sr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
-    mse = (sr - hr).pow(2).flatten(1).mean(1)
-    return {"psnr": 10 * torch.log10(1.0 / mse.clamp_min(1e-12)),
-            "ssim": structural_similarity_index_measure(sr, hr, data_range=1.0, reduction="none")}
+    return {"psnr": metrics.psnr(sr, hr), "ssim": metrics.ssim(sr, hr)}
 
 
 def markdown(rows: list[dict], runs: list[Run], kinds: list[str], cfg: DictConfig) -> str:

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from medivision.data.degradations import DEGRADATIONS, DegradationOptions
-from medivision.inference.consistency import lr_consistency_psnr, make_consistent
+from medivision.inference.consistency import make_consistent
 from medivision.inference.models import SRModel, load_model
 from medivision.inference.tiling import super_resolve
 from medivision.io import dicom as dicom_files
@@ -31,6 +31,7 @@ from medivision.io import nifti as nifti_files
 from medivision.io.formats import ESTIMATE_NOTE
 from medivision.io.intensity import INTENSITY_MODES, IntensityMap
 from medivision.io.outputs import Plan, plan
+from medivision.report.metrics import lr_consistency_psnr
 
 logger = logging.getLogger(__name__)
 

@@ -28,8 +28,9 @@ from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import upsample_bicubic
 from medivision.inference.consistency import make_consistent
 from medivision.inference.models import SRModel, load_model
-from medivision.report.evaluation import CONSISTENT, case_figure, markdown, means, write_csv
+from medivision.report.evaluation import CONSISTENT, markdown, means, write_csv
 from medivision.report.metrics import METRICS, foreground_mask, image_metrics
+from medivision.report.panels import save_panel
 from medivision.training.loggers import finish_run
 
 
@@ -60,15 +61,13 @@ def evaluate(cfg: DictConfig) -> Evaluation:
     datamodule: SRDataModule = instantiate(cfg.data)
     models = _load_models(cfg, datamodule.scale)
     loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
-    datamodule.prepare_data()
-    datamodule.setup("test")
+    batches = datamodule.evaluation_batches("test")
     test_set = datamodule.test_set
     consistent = ["model" + CONSISTENT] if cfg.consistency else []
     methods = ["model", *consistent, *list(models)[1:], "bicubic"]
     rows: list[dict] = []
     seen = 0  # test images before this batch; the loader keeps the split's order
-    for batch in datamodule.test_dataloader():
-        batch = datamodule.on_after_batch_transfer(batch, 0)
+    for batch in batches:
         outputs = _outputs(models, batch["lr"], datamodule, cfg)
         mask = foreground_mask(batch["hr"], cfg.foreground_level, cfg.foreground_dilation)
         fractions = mask.float().flatten(1).mean(1)
@@ -134,7 +133,7 @@ def _figure(result: Evaluation, model: SRModel, hr_uint8: torch.Tensor, datamodu
         lr = datamodule.evaluation_lr(torch.device("cpu"))[datamodule.test_set.rows[row["image"]]][None]
         caption = f"{title}: {row['class']} #{row['image']}\nPSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}"
         cases.append((caption, lr[0], upsample_bicubic(lr, datamodule.scale)[0], model(lr)[0], hr[0]))
-    case_figure(result.figure, cases, cfg.error_gain)
+    save_panel(result.figure, cases, cfg.error_gain)
 
 
 def _title(cfg: DictConfig, datamodule: SRDataModule) -> str:

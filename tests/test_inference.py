@@ -5,10 +5,11 @@ import pytest
 import torch
 
 from medivision.data.degradations import degrade
-from medivision.inference.consistency import lr_consistency_psnr, make_consistent
+from medivision.inference.consistency import make_consistent
 from medivision.inference.tiling import super_resolve
 from medivision.io.intensity import IntensityMap
 from medivision.nets import SRResNet
+from medivision.report.metrics import lr_consistency_psnr
 from tests.clinic import brain_slices
 
 

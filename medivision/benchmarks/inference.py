@@ -22,6 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from medivision.benchmarks.clock import CpuUse, median, now
 from medivision.inference.onnx import write_onnx
 from medivision.nets import ClampedGenerator
+from medivision.report.metrics import psnr
 
 VARIANTS = ("eager", "channels_last", "bf16", "compile", "compile_bf16", "onnxruntime")
 Runner = Callable[[Tensor], Tensor]
@@ -178,9 +179,8 @@ def _run_all(runner: Runner, lr: Tensor, batch_size: int) -> Tensor:
 
 
 def _psnr(sr: Tensor, hr: Tensor) -> float:
-    """Mean over images of PSNR (dB, data range 1)."""
-    mse = (sr.float() - hr.float()).pow(2).flatten(1).mean(1)
-    return float((10 * torch.log10(1.0 / mse.clamp_min(1e-12))).mean())
+    """Mean over images of PSNR (dB, data range 1); inf when every image is identical."""
+    return float(psnr(sr.float(), hr.float()).mean())
 
 
 def _flops_per_image(model: nn.Module, lr: Tensor) -> float:

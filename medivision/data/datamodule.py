@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -155,10 +155,26 @@ class SRDataModule(L.LightningDataModule):
         """
         if self.trainer is not None and self.trainer.training:
             hr, lr = self.training_pair(batch["hr"])
-        else:
-            hr = _unit_range(batch["hr"])
-            lr = self.evaluation_lr(hr.device).index_select(0, batch["index"])
-        return {"hr": hr, "lr": lr, "label": batch["label"]}
+            return {"hr": hr, "lr": lr, "label": batch["label"]}
+        return self.evaluation_batch(batch)
+
+    def evaluation_batches(self, split: str = "test") -> Iterator[dict[str, Tensor]]:
+        """The batches of `split` ("val" or "test") on the CPU as a validation or test step gets them, for tools
+        that run outside a Trainer (evaluate, the degradation matrix): {"hr", "lr", "label", "index"}, see the
+        class docstring. Sets the data up (at the call, not at the first batch)."""
+        loaders = {"val": self.val_dataloader, "test": self.test_dataloader}
+        if split not in loaders:
+            raise ValueError(f"split={split!r} is not one of {', '.join(loaders)}")
+        self.prepare_data()
+        self.setup("test")
+        return (self.evaluation_batch(batch) for batch in loaders[split]())
+
+    def evaluation_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """A collated validation/test batch {"hr" uint8, "label", "index"} on its device -> float HR in [0, 1]
+        and its LR, looked up in `evaluation_lr` by "index" (what validation and test steps get)."""
+        hr = _unit_range(batch["hr"])
+        lr = self.evaluation_lr(hr.device).index_select(0, batch["index"])
+        return {"hr": hr, "lr": lr, "label": batch["label"], "index": batch["index"]}
 
     def training_pair(self, hr: Tensor) -> tuple[Tensor, Tensor]:
         """HR [B, 1, H, W] (uint8 in [0, 255], or float in [0, 1]) on its device -> what a training step gets:

@@ -1,8 +1,7 @@
-"""Data consistency: how far degrade(SR) lies from the measured LR, and back-projection to close the gap."""
+"""Data consistency: back-projection, so that degrade(SR) matches the measured LR."""
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -26,15 +25,3 @@ def make_consistent(sr: Tensor, lr: Tensor, scale: int, degradation: str = "bicu
         corrected += F.interpolate(residual, scale_factor=scale, mode="bicubic", align_corners=False)
         corrected.clamp_(0.0, 1.0)
     return corrected
-
-
-def lr_consistency_psnr(sr: Tensor, lr: Tensor, scale: int, degradation: str = "bicubic",
-                        options: DegradationOptions | None = None) -> Tensor:
-    """PSNR (dB, data range 1) of degrade(sr) against the LR input, per image: [N].
-
-    How far an output strays from what was actually measured: the LR input is all the evidence the
-    model had, so a good SR image degrades back to it (bicubic upsampling scores high here too; this
-    measures faithfulness, not quality). degrade() is the noise-free forward model, as in make_consistent.
-    """
-    mse = (degrade(sr, scale, degradation, options, noise=False) - lr).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from torch import Tensor
 
 from medivision.report.metrics import METRICS
 
@@ -71,34 +70,3 @@ def _cell(metric: str, value: float) -> str:
 
 def _signed(metric: str, value: float) -> str:
     return f"{value:+.4f}" if "ssim" in metric else f"{value:+.2f}"
-
-
-def case_figure(path: Path, cases: Sequence[tuple[str, Tensor, Tensor, Tensor, Tensor]], error_gain: float) -> None:
-    """Rows of LR (nearest) / bicubic / SR / HR / |SR - HR|, one per case, saved as a PNG.
-
-    cases: (row title, lr [1, h, w], bicubic [1, H, W], sr [1, H, W], hr [1, H, W]), all in [0, 1].
-    The error map shows |SR - HR| from 0 (black) to 1/error_gain or more (white).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    columns = ("LR (input)", "bicubic", "SR (model estimate,\nnot a measurement)", "HR",
-               f"|SR-HR|, 0..{1 / error_gain:.2f}")
-    figure, axes = plt.subplots(len(cases), len(columns), figsize=(2.4 * len(columns), 2.6 * len(cases)),
-                                squeeze=False)
-    for row, (title, lr, bicubic, sr, hr) in enumerate(cases):
-        images = (lr, bicubic, sr, hr)
-        for column, image in enumerate(images):
-            axes[row, column].imshow(image[0].numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        axes[row, 4].imshow((sr - hr).abs()[0].numpy(), cmap="inferno", vmin=0, vmax=1 / error_gain)
-        axes[row, 0].set_ylabel(title, fontsize=8)
-        for column, axis in enumerate(axes[row]):
-            axis.set_xticks([])
-            axis.set_yticks([])
-            if row == 0:
-                axis.set_title(columns[column], fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)

@@ -1,16 +1,42 @@
-"""Per-image quality numbers for evaluation: PSNR/SSIM on the whole image and on the brain, LR-consistency."""
+"""Per-image quality numbers, all from torchmetrics' functional API: PSNR/SSIM on the whole image and on the
+brain, and LR-consistency (how far degrade(SR) lies from the LR input)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchmetrics.functional.image import structural_similarity_index_measure
+from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from medivision.data.degradations import DegradationOptions
-from medivision.inference.consistency import lr_consistency_psnr
+from medivision.data.degradations import DegradationOptions, degrade
 
 METRICS = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lr_psnr")
+
+
+def psnr(sr: Tensor, hr: Tensor) -> Tensor:
+    """PSNR (dB, data range 1) of each image: float [B] from [B, C, H, W] in [0, 1]; identical images give inf.
+
+    The mean over a split is what training logs as val/psnr and test/psnr (PeakSignalNoiseRatio over
+    dim (1, 2, 3)).
+    """
+    return peak_signal_noise_ratio(sr, hr, data_range=1.0, reduction="none", dim=(1, 2, 3))
+
+
+def ssim(sr: Tensor, hr: Tensor) -> Tensor:
+    """SSIM (Gaussian 11x11, data range 1) of each image: float [B] from [B, C, H, W] in [0, 1]."""
+    return structural_similarity_index_measure(sr, hr, data_range=1.0, reduction="none")
+
+
+def lr_consistency_psnr(sr: Tensor, lr: Tensor, scale: int, degradation: str = "bicubic",
+                        options: DegradationOptions | None = None) -> Tensor:
+    """PSNR (dB, data range 1) of degrade(sr) against the LR input, per image: [N].
+
+    How far an output strays from what was actually measured: the LR input is all the evidence the
+    model had, so a good SR image degrades back to it (bicubic upsampling scores high here too; this
+    measures faithfulness, not quality). degrade() is the noise-free forward model (bicubic for a `random`
+    mix), with the kinds' `options`, as in medivision.inference.consistency.make_consistent.
+    """
+    return psnr(degrade(sr, scale, degradation, options, noise=False), lr)
 
 
 def foreground_mask(hr: Tensor, level: float = 0.05, dilation: int = 2) -> Tensor:
@@ -47,25 +73,20 @@ def image_metrics(sr: Tensor, hr: Tensor, lr: Tensor, mask: Tensor, scale: int,
                   degradation: str = "bicubic", options: DegradationOptions | None = None) -> dict[str, Tensor]:
     """Per-image numbers, each float [B], from SR/HR [B, 1, H, W] and LR [B, 1, H/scale, W/scale] in [0, 1].
 
-    psnr, ssim: the whole image, data range 1 (torchmetrics' PSNR over dim (1, 2, 3) and its Gaussian
-    11x11 SSIM: their means are what training logs as test/psnr and test/ssim).
-    fg_psnr, fg_ssim: the same within `mask` only (MSE over the mask's pixels; the SSIM map averaged
+    psnr, ssim: the whole image (see psnr and ssim).
+    fg_psnr, fg_ssim: the same within `mask` only (PSNR over the mask's pixels; the SSIM map averaged
     over them).
     lr_psnr: PSNR of degrade(SR) against LR, how far the output strays from what was measured.
     """
     weights = mask.float()
     pixels = weights.flatten(1).sum(1).clamp_min(1.0)
-    squared = (sr - hr).pow(2)
-    ssim, ssim_map = structural_similarity_index_measure(sr, hr, data_range=1.0, reduction="none",
-                                                         return_full_image=True)
+    whole, ssim_map = structural_similarity_index_measure(sr, hr, data_range=1.0, reduction="none",
+                                                          return_full_image=True)
+    inside = [peak_signal_noise_ratio(s[m], h[m], data_range=1.0) for s, h, m in zip(sr, hr, mask)]
     return {
-        "psnr": _psnr(squared.flatten(1).mean(1)),
-        "ssim": ssim,
-        "fg_psnr": _psnr((squared * weights).flatten(1).sum(1) / pixels),
+        "psnr": psnr(sr, hr),
+        "ssim": whole,
+        "fg_psnr": torch.stack(inside),
         "fg_ssim": (ssim_map * weights).flatten(1).sum(1) / pixels,
         "lr_psnr": lr_consistency_psnr(sr, lr, scale, degradation, options),
     }
-
-
-def _psnr(mse: Tensor) -> Tensor:
-    return 10 * torch.log10(1.0 / mse.clamp_min(1e-12))

@@ -1,27 +1,74 @@
-"""Sample panels: what a person looks at to judge super-resolution."""
+"""Sample panels, what a person looks at to judge super-resolution: one renderer for training samples, W&B
+and evaluate's case figure."""
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 import torch
-import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
-from torchvision.utils import make_grid
 
-PANEL_COLUMNS = ("LR (nearest)", "bicubic", "SR (model estimate, not a measurement)", "HR", "|SR-HR| x gain")
-
-
-def heat(values: Tensor) -> Tensor:
-    """Black-red-yellow-white colour map: [N, 1, H, W] in [0, 1] -> [N, 3, H, W] in [0, 1]."""
-    return torch.cat([(3 * values).clamp(0, 1), (3 * values - 1).clamp(0, 1), (3 * values - 2).clamp(0, 1)], 1)
+# One row of a panel: (row caption, lr [1, h, w], bicubic [1, H, W], sr [1, H, W], hr [1, H, W]), all in [0, 1].
+PanelRow = tuple[str, Tensor, Tensor, Tensor, Tensor]
 
 
-def make_panel(lr: Tensor, bicubic: Tensor, sr: Tensor, hr: Tensor, error_gain: float = 4.0) -> Tensor:
-    """One row per sample with the columns of PANEL_COLUMNS.
+def column_names(error_gain: float) -> tuple[str, ...]:
+    return ("LR (input)", "bicubic", "SR (model estimate,\nnot a measurement)", "HR", f"|SR-HR| x{error_gain:g}")
 
-    lr [N, 1, h, w]; bicubic, sr, hr [N, 1, H, W]; all in [0, 1]. The error map is |SR - HR| times
-    `error_gain`, clipped to 1, in a heat colour map. Returns an RGB image [3, H', W'] in [0, 1].
+
+def render_panel(rows: Sequence[PanelRow], error_gain: float = 4.0) -> np.ndarray:
+    """The panel as an RGB image, uint8 [height, width, 3]: one row per entry of `rows`, the columns of
+    column_names drawn above the first row and each row's caption at its left.
+
+    LR is shown with nearest-neighbour pixels; the error map shows |SR - HR| from 0 (black) to 1/error_gain
+    or more (white) in the inferno colour map.
     """
-    size = hr.shape[-2:]
-    gray = [F.interpolate(lr, size=size, mode="nearest"), bicubic, sr, hr]
-    columns = [image.clamp(0, 1).expand(-1, 3, -1, -1) for image in gray]
-    columns.append(heat(((sr - hr).abs() * error_gain).clamp(0, 1)))
-    tiles = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: sample by sample
-    return make_grid(tiles.float().cpu(), nrow=len(columns), padding=2, pad_value=1.0)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = column_names(error_gain)
+    figure, axes = plt.subplots(len(rows), len(names), figsize=(2.4 * len(names), 2.6 * len(rows)), squeeze=False)
+    for row, (caption, lr, bicubic, sr, hr) in enumerate(rows):
+        for column, image in enumerate((lr, bicubic, sr, hr)):
+            axes[row, column].imshow(_plane(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[row, 4].imshow(_plane((sr - hr).abs()), cmap="inferno", vmin=0, vmax=1 / error_gain)
+        axes[row, 0].set_ylabel(caption, fontsize=8)
+        for column, axis in enumerate(axes[row]):
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if row == 0:
+                axis.set_title(names[column], fontsize=8)
+    figure.tight_layout()
+    figure.canvas.draw()
+    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(figure)
+    return pixels
+
+
+def save_panel(path: Path, rows: Sequence[PanelRow], error_gain: float = 4.0) -> np.ndarray:
+    """render_panel, written to `path` as PNG; returns the pixels for loggers."""
+    pixels = render_panel(rows, error_gain)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return pixels
+
+
+def brain_samples(hr: Tensor, count: int, level: float = 0.05) -> list[int]:
+    """Positions of `count` images of `hr` (uint8 [N, 1, H, W] or float in [0, 1]) worth looking at: spread
+    evenly over the images whose foreground (pixels above `level`) is at least the median, so that a panel
+    shows brain rather than the empty edge slices a split may begin with."""
+    unit = hr.float() / 255.0 if hr.dtype == torch.uint8 else hr.float()
+    foreground = (unit > level).flatten(1).float().mean(1)
+    candidates = torch.nonzero(foreground >= foreground.median()).flatten()
+    count = min(count, len(candidates))
+    picks = torch.linspace(0, len(candidates) - 1, count).round().long() if count else torch.zeros(0, dtype=torch.long)
+    return candidates[picks].tolist()
+
+
+def _plane(image: Tensor) -> np.ndarray:
+    return image.detach().float().cpu()[0].numpy()

@@ -3,32 +3,42 @@
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import WandbLogger
-from torchvision.utils import save_image
 
-from medivision.report.panels import PANEL_COLUMNS, make_panel
+from medivision.data.degradations import upsample_bicubic
+from medivision.report.panels import brain_samples, column_names, save_panel
 
 
 class SamplePanels(L.Callback):
-    """After each validation epoch: a panel of the first validation images (LR, bicubic, SR, HR, error map).
+    """After each validation epoch: a panel of `num_images` validation images (LR, bicubic, SR, HR, error map).
 
-    Saved as `<run dir>/samples/val_epochNNN.png` and logged to W&B as `val/samples`. Rank 0 only.
+    The images are chosen once, spread over the validation images that show most brain (brain_samples), so
+    every epoch's panel shows the same anatomy. Saved as `<run dir>/samples/val_epochNNN.png` and logged to
+    W&B as `val/samples` with the column names as caption. Rank 0 only.
     """
 
     def __init__(self, num_images: int = 4, error_gain: float = 4.0):
         self.num_images = num_images
         self.error_gain = error_gain
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
-        if batch_idx != 0 or trainer.sanity_checking or not trainer.is_global_zero:
+    @torch.no_grad()
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        n = self.num_images
-        panel = make_panel(batch["lr"][:n], outputs["bicubic"][:n], outputs["sr"][:n], batch["hr"][:n],
-                           self.error_gain)
+        datamodule = trainer.datamodule
+        val_set = datamodule.val_set
+        positions = brain_samples(val_set.hr, self.num_images)
+        if not positions:
+            return
+        raw = {"hr": val_set.hr[positions], "label": val_set.labels[positions], "index": val_set.rows[positions]}
+        batch = datamodule.evaluation_batch({key: value.to(pl_module.device) for key, value in raw.items()})
+        lr, hr = batch["lr"], batch["hr"]
+        sr, bicubic = pl_module(lr), upsample_bicubic(lr, pl_module.scale)
+        rows = [(f"val #{position}", lr[i], bicubic[i], sr[i], hr[i]) for i, position in enumerate(positions)]
         path = Path(trainer.default_root_dir) / "samples" / f"val_epoch{trainer.current_epoch:03d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(panel, path)
-        caption = " | ".join(PANEL_COLUMNS).replace("gain", f"{self.error_gain:g}")
+        pixels = save_panel(path, rows, self.error_gain)
+        caption = f"epoch {trainer.current_epoch}: " + " | ".join(column_names(self.error_gain)).replace("\n", " ")
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):
-                logger.log_image("val/samples", [panel.permute(1, 2, 0).numpy()], caption=[caption])
+                logger.log_image("val/samples", [pixels], caption=[caption])

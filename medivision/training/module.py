@@ -222,13 +222,13 @@ class SRModule(L.LightningModule):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.bad.load_state(checkpoint)
 
-    def validation_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
-        return self._evaluate(batch, "val")
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
 
-    def test_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
-        return self._evaluate(batch, "test")
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
 
-    def _evaluate(self, batch: dict, stage: str) -> dict[str, Tensor]:
+    def _evaluate(self, batch: dict, stage: str) -> None:
         lr, hr = batch["lr"], batch["hr"]
         sr = self(lr)
         bicubic = upsample_bicubic(lr, self.scale)
@@ -236,7 +236,6 @@ class SRModule(L.LightningModule):
         for name, image in (("psnr", sr), ("ssim", sr), ("bicubic_psnr", bicubic), ("bicubic_ssim", bicubic)):
             metrics[name].update(image, hr)
             self.log(f"{stage}/{name}", metrics[name], on_epoch=True, batch_size=hr.shape[0])
-        return {"sr": sr, "bicubic": bicubic}
 
     def configure_optimizers(self):
         optimizers = [self.optimizer_g(self.generator.parameters())]

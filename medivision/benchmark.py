@@ -86,7 +86,7 @@ def _datamodule(cfg: DictConfig) -> SRDataModule:
 def _inference(cfg: DictConfig, datamodule: SRDataModule, device: torch.device) -> dict:
     """The EMA generator of cfg.ckpt, or model.generator with seeded random weights, on validation/test images."""
     if cfg.ckpt:
-        generator, config = load_generator(cfg.ckpt)
+        generator, config, _ = load_generator(cfg.ckpt)
     else:
         config = dict(cfg.model.generator)
         generator = SRResNet(**config)

@@ -9,7 +9,6 @@ are then summarised as mean +- sample standard deviation. Writes runs.csv, compa
 """
 
 import argparse
-import csv
 import json
 import math
 import statistics
@@ -19,6 +18,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from medivision.report.runs import load_runs
+from medivision.report.tables import markdown_table, write_csv
 
 # Config keys that say where or how a run was logged, not what was trained.
 NOT_SETTINGS = ("paths.", "hydra.", "logger.", "callbacks.", "data.root", "data.cache_dir", "run_name", "group",
@@ -107,24 +107,20 @@ def markdown(rows: list[dict], summary: list[dict], metric: str, source: str) ->
     lines = [f"# Comparison of {source}", "",
              f"{len(rows)} runs, {date.today().isoformat()}; best `{metric}` of each run over its validations, "
              f"with that validation's SSIM and bicubic baseline; mean ± sample std over seeds. PSNR gain: the run's "
-             f"PSNR minus bicubic's on the same images (the split follows the seed).", "",
-             f"| experiment | settings | seeds | {stage} PSNR (dB) | {stage} SSIM | bicubic PSNR | bicubic SSIM "
-             f"| PSNR gain |", "|---|---|---|---:|---:|---:|---:|---:|"]
-    for entry in summary:
-        psnr, ssim = f"{stage}/psnr", f"{stage}/ssim"
-        gain = f"{stage}/psnr_gain"
-        lines.append(
-            f"| {entry['experiment']} | {entry['settings'] or '-'} | {entry['n']} | "
-            f"{entry[psnr]:.2f} ± {entry[psnr + '_std']:.2f} | {entry[ssim]:.4f} ± {entry[ssim + '_std']:.4f} | "
-            f"{entry[f'{stage}/bicubic_psnr']:.2f} | {entry[f'{stage}/bicubic_ssim']:.4f} | "
-            f"{entry[gain]:+.2f} ± {entry[gain + '_std']:.2f} |"
-        )
-    lines += ["", "| run | seed | PSNR (dB) | SSIM | PSNR gain | epoch | wall time (s) |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
-    for row in rows:
-        wall = f"{row['wall_time_s']:.1f}" if row["wall_time_s"] is not None else "-"
-        lines.append(f"| {row['run']} | {row['seed']} | {row[f'{stage}/psnr']:.2f} | {row[f'{stage}/ssim']:.4f} | "
-                     f"{row[f'{stage}/psnr_gain']:+.2f} | {row['epoch']} | {wall} |")
+             f"PSNR minus bicubic's on the same images (the split follows the seed).", ""]
+    psnr, ssim, gain = f"{stage}/psnr", f"{stage}/ssim", f"{stage}/psnr_gain"
+    lines += markdown_table(
+        ["experiment", "settings", "seeds", f"{stage} PSNR (dB)", f"{stage} SSIM", "bicubic PSNR", "bicubic SSIM",
+         "PSNR gain"],
+        [[entry["experiment"], entry["settings"] or "-", entry["n"], f"{entry[psnr]:.2f} ± {entry[psnr + '_std']:.2f}",
+          f"{entry[ssim]:.4f} ± {entry[ssim + '_std']:.4f}", f"{entry[f'{stage}/bicubic_psnr']:.2f}",
+          f"{entry[f'{stage}/bicubic_ssim']:.4f}", f"{entry[gain]:+.2f} ± {entry[gain + '_std']:.2f}"]
+         for entry in summary])
+    lines.append("")
+    lines += markdown_table(
+        ["run", "seed", "PSNR (dB)", "SSIM", "PSNR gain", "epoch", "wall time (s)"],
+        [[row["run"], row["seed"], f"{row[psnr]:.2f}", f"{row[ssim]:.4f}", f"{row[gain]:+.2f}", row["epoch"],
+          f"{row['wall_time_s']:.1f}" if row["wall_time_s"] is not None else "-"] for row in rows])
     return "\n".join(lines) + "\n"
 
 
@@ -168,10 +164,7 @@ def compare(target: str, out: Path | None = None, metric: str = "val/psnr", runs
     if out is None:
         out = Path(target) / "comparison" if Path(target).is_dir() else Path(runs_root) / "comparisons" / target
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "runs.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "runs.csv", rows, list(rows[0]))
     (out / "comparison.md").write_text(markdown(rows, summary, metric, target))
     chart(rows, summary, metric).savefig(out / "comparison.png", dpi=120)
     return rows, summary, out

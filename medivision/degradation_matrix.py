@@ -11,7 +11,6 @@ into outputs/degradation_matrix/<time>/.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import DEGRADATIONS, upsample_bicubic
 from medivision.inference.models import SRModel, load_model
 from medivision.report import metrics
+from medivision.report.tables import markdown_table, write_csv
 
 METRICS = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
 
@@ -59,18 +59,19 @@ def degradation_matrix(cfg: DictConfig) -> tuple[str, Path]:
     for kind in cfg.degradations:
         datamodule: SRDataModule = instantiate(cfg.data, degradation=kind)
         for run in runs:
-            if models[run.label].scale != datamodule.scale:
-                raise ValueError(f"{run.checkpoint} upsamples {models[run.label].scale}x but data.scale="
-                                 f"{datamodule.scale}: pass data.scale={models[run.label].scale}")
+            model = models[run.label]
+            if model.scale != datamodule.scale:
+                raise ValueError(f"{run.checkpoint} upsamples {model.scale}x but data.scale="
+                                 f"{datamodule.scale}: pass data.scale={model.scale}")
+            if model.intensity != datamodule.intensity:
+                raise ValueError(f"{run.checkpoint} was trained with the {model.intensity} intensity policy but "
+                                 f"data.intensity={datamodule.intensity}: pass data.intensity={model.intensity}")
         numbers = evaluate_on(models, datamodule)
         rows += [{"trained_on": run.label, "evaluated_on": kind, **numbers[run.label],
                   "checkpoint": str(run.checkpoint)} for run in runs]
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / "matrix.csv", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=["trained_on", "evaluated_on", *METRICS, "images", "checkpoint"])
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "matrix.csv", rows, ["trained_on", "evaluated_on", *METRICS, "images", "checkpoint"])
     report = markdown(rows, runs, list(cfg.degradations), cfg)
     (out / "matrix.md").write_text(report)
     heat_map(out / "matrix.png", rows, [run.label for run in runs], list(cfg.degradations))
@@ -146,19 +147,16 @@ def markdown(rows: list[dict], runs: list[Run], kinds: list[str], cfg: DictConfi
     """The matrix as a Markdown table (rows: trained on; columns: evaluated on), then the gain over bicubic."""
     cell = {(row["trained_on"], row["evaluated_on"]): row for row in rows}
     images = rows[0]["images"]
-    header = "| trained on \\ evaluated on | " + " | ".join(kinds) + " |\n| --- |" + " ---: |" * len(kinds)
+    header = ["trained on \\ evaluated on", *kinds]
     lines = [f"# Cross-degradation matrix ({images} test images of {cfg.data.source}, seed {cfg.data.seed})", "",
-             "Each cell: model PSNR (dB) / SSIM, and in brackets bicubic upsampling of the same LR images.", "",
-             header]
-    for run in runs:
-        cells = [f"{c['psnr']:.2f} / {c['ssim']:.4f} (bicubic {c['bicubic_psnr']:.2f} / {c['bicubic_ssim']:.4f})"
-                 for c in (cell[(run.label, kind)] for kind in kinds)]
-        lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
-    lines += ["", "Gain over bicubic, PSNR (dB) / SSIM:", "", header]
-    for run in runs:
-        cells = [f"{c['psnr'] - c['bicubic_psnr']:+.2f} / {c['ssim'] - c['bicubic_ssim']:+.4f}"
-                 for c in (cell[(run.label, kind)] for kind in kinds)]
-        lines.append(f"| {run.label} | " + " | ".join(cells) + " |")
+             "Each cell: model PSNR (dB) / SSIM, and in brackets bicubic upsampling of the same LR images.", ""]
+    lines += markdown_table(header, [
+        [run.label, *(f"{c['psnr']:.2f} / {c['ssim']:.4f} (bicubic {c['bicubic_psnr']:.2f} / {c['bicubic_ssim']:.4f})"
+                      for c in (cell[(run.label, kind)] for kind in kinds))] for run in runs])
+    lines += ["", "Gain over bicubic, PSNR (dB) / SSIM:", ""]
+    lines += markdown_table(header, [
+        [run.label, *(f"{c['psnr'] - c['bicubic_psnr']:+.2f} / {c['ssim'] - c['bicubic_ssim']:+.4f}"
+                      for c in (cell[(run.label, kind)] for kind in kinds))] for run in runs])
     seeds = sorted({run.seed for run in runs if run.seed is not None})
     if seeds and seeds != [cfg.data.seed]:
         lines += ["", f"Note: the runs were trained with seed(s) {seeds}, but this test split was made with seed "

@@ -2,10 +2,10 @@
 
 Inputs: PNG/JPEG/TIFF images (8- or 16-bit, gray or RGB, any size), DICOM files or series, NIfTI volumes
 (in-plane, slice by slice across `axis`), or a folder of any of them. The input is the low-resolution
-image: every output is `scale` times larger in-plane. Stored values map to [0, 1] and back as
-medivision.io.intensity describes (per image; per series or volume for DICOM and NIfTI, so slices stay
-comparable). Each output says in its metadata that it is a model estimate, and the run reports how far
-degrade(SR) lies from the input (LR-consistency PSNR). Runs on the CPU unless device=cuda.
+image: every output is `scale` times larger in-plane. Stored values map to [0, 1] and back by the intensity
+policy the model was trained with (medivision.io.intensity: per image; per series or volume for DICOM and
+NIfTI, so slices stay comparable). Each output says in its metadata that it is a model estimate, and the
+run reports how far degrade(SR) lies from the input (LR-consistency PSNR). Runs on the CPU unless device=cuda.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from medivision.io import dicom as dicom_files
 from medivision.io import images as image_files
 from medivision.io import nifti as nifti_files
 from medivision.io.formats import ESTIMATE_NOTE
-from medivision.io.intensity import INTENSITY_MODES, IntensityMap
+from medivision.io.intensity import INTENSITY_POLICIES, IntensityMap
 from medivision.io.outputs import Plan, plan
 from medivision.report.metrics import lr_consistency_psnr
 
@@ -101,12 +101,17 @@ def enhance(cfg: DictConfig) -> Report:
     todo = plan(cfg.input, cfg.output, cfg.dicom_format, cfg.overwrite, cfg.allow_inside_input)
     if cfg.axis not in (0, 1, 2):
         raise ValueError(f"axis={cfg.axis} must be 0, 1 or 2 (the NIfTI array axis slices are cut across)")
-    if cfg.intensity not in INTENSITY_MODES:
-        raise ValueError(f"intensity={cfg.intensity!r} is not one of {', '.join(INTENSITY_MODES)}")
+    if cfg.intensity is not None and cfg.intensity not in INTENSITY_POLICIES:
+        raise ValueError(f"intensity={cfg.intensity!r} is not one of {', '.join(INTENSITY_POLICIES)}, or null for "
+                         "the model's own")
     if cfg.degradation not in DEGRADATIONS:
         raise ValueError(f"degradation={cfg.degradation!r} is not one of {', '.join(DEGRADATIONS)}")
-    options = DegradationOptions.from_config(cfg.get("degradation_options"), key="degradation_options")
+    options = DegradationOptions.from_config(cfg.get("degradation_options"))
     model = load_model(cfg.ckpt, cfg.device, cfg.precision)
+    intensity = cfg.intensity or model.intensity
+    if intensity != model.intensity:
+        logger.warning("intensity=%s: %s was trained on data mapped with %s; its outputs may be off",
+                       intensity, model.name, model.intensity)
     upscaler = Upscaler(model, cfg.tile, cfg.overlap, cfg.batch_size, cfg.consistency, cfg.consistency_iterations,
                         cfg.degradation, options)
     report = Report(ignored=todo.ignored, model=model.name)
@@ -114,11 +119,11 @@ def enhance(cfg: DictConfig) -> Report:
     start = time.perf_counter()
     with tqdm(total=len(todo.images) + len(todo.dicom), unit="image", disable=_quiet(todo), leave=False) as bar:
         for source, target in todo.images:
-            _attempt(report, source, lambda s=source, t=target: _image(s, t, upscaler, cfg.intensity, note, bar))
-        _dicom(todo.dicom, upscaler, cfg, note, report, bar)
+            _attempt(report, source, lambda s=source, t=target: _image(s, t, upscaler, intensity, note, bar))
+        _dicom(todo.dicom, upscaler, intensity, cfg.dicom_format, note, report, bar)
         for source, target in todo.nifti:
             _attempt(report, source,
-                     lambda s=source, t=target: _volume(s, t, upscaler, cfg.intensity, cfg.axis, note, bar))
+                     lambda s=source, t=target: _volume(s, t, upscaler, intensity, cfg.axis, note, bar))
     report.seconds = time.perf_counter() - start
     if not report.written:
         raise ValueError(report.skipped[0][1])
@@ -142,9 +147,8 @@ def _attempt(report: Report, source: Path, work) -> None:
 
 
 def _image(source: Path, target: Path, upscaler: Upscaler, intensity: str, note: str, bar) -> tuple[list, list]:
-    pixels = image_files.read_image(source)
-    mapping = IntensityMap.fit(pixels, intensity)
-    sr, lr_psnr = upscaler(mapping.to_unit(pixels)[None])
+    unit, mapping = image_files.read_unit(source, intensity)
+    sr, lr_psnr = upscaler(unit[None])
     target.parent.mkdir(parents=True, exist_ok=True)
     image_files.write_image(target, mapping.from_unit(sr[0]), note, f"{mapping.describe()}, as in {source.name}")
     bar.update()
@@ -154,13 +158,12 @@ def _image(source: Path, target: Path, upscaler: Upscaler, intensity: str, note:
 def _volume(source: Path, target: Path, upscaler: Upscaler, intensity: str, axis: int, note: str,
             bar) -> tuple[list, list]:
     """A NIfTI volume, slice by slice across `axis`, one intensity map for the whole volume."""
-    image, volume = nifti_files.read_nifti(source)
-    mapping = IntensityMap.fit(volume, intensity)
-    slices = nifti_files.to_slices(volume, axis)
+    image, unit, mapping = nifti_files.read_unit(source, intensity)
+    slices = nifti_files.to_slices(unit, axis)
     bar.total += len(slices)
     out, lr_psnr = [], []
     for start in range(0, len(slices), upscaler.batch_size):
-        sr, values = upscaler(mapping.to_unit(slices[start:start + upscaler.batch_size]))
+        sr, values = upscaler(slices[start:start + upscaler.batch_size])
         out.append(mapping.from_unit(sr))  # back to stored values chunk by chunk: memory stays near the output's
         lr_psnr += values
         bar.update(len(sr))
@@ -171,8 +174,8 @@ def _volume(source: Path, target: Path, upscaler: Upscaler, intensity: str, axis
     return [target], lr_psnr
 
 
-def _dicom(pairs: list[tuple[Path, Path]], upscaler: Upscaler, cfg: DictConfig, note: str, report: Report,
-           bar) -> None:
+def _dicom(pairs: list[tuple[Path, Path]], upscaler: Upscaler, intensity: str, dicom_format: str, note: str,
+           report: Report, bar) -> None:
     """DICOM files grouped into series; each series gets one intensity map and one new Series Instance UID."""
     loaded, targets = [], {}
     for source, target in pairs:
@@ -187,13 +190,13 @@ def _dicom(pairs: list[tuple[Path, Path]], upscaler: Upscaler, cfg: DictConfig, 
         targets[source] = (target, pixels)
     for members in dicom_files.sort_series(loaded).values():
         stored = [targets[source][1] for source, _ in members]
-        mapping = IntensityMap.fit(np.concatenate([pixels.ravel() for pixels in stored]), cfg.intensity)
+        mapping = IntensityMap.fit(np.concatenate([pixels.ravel() for pixels in stored]), intensity)
         series_uid = dicom_files.new_series_uid()
         for (source, dataset), pixels in zip(members, stored):
             sr, lr_psnr = upscaler(mapping.to_unit(pixels)[None])
             target = targets[source][0]
             target.parent.mkdir(parents=True, exist_ok=True)
-            if cfg.dicom_format == "png":
+            if dicom_format == "png":
                 _dicom_png(target, sr[0], mapping, dataset, note)
             else:
                 derived = dicom_files.derive(dataset, mapping.from_unit(sr[0]), upscaler.model.scale, series_uid, note)

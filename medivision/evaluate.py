@@ -28,9 +28,10 @@ from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import upsample_bicubic
 from medivision.inference.consistency import make_consistent
 from medivision.inference.models import SRModel, load_model
-from medivision.report.evaluation import CONSISTENT, markdown, means, write_csv
+from medivision.report.evaluation import COLUMNS, CONSISTENT, markdown, means
 from medivision.report.metrics import METRICS, foreground_mask, image_metrics
 from medivision.report.panels import save_panel
+from medivision.report.tables import write_csv
 from medivision.training.loggers import finish_run
 
 
@@ -59,7 +60,7 @@ def main(cfg: DictConfig) -> None:
 def evaluate(cfg: DictConfig) -> Evaluation:
     """Evaluate cfg.ckpt (and cfg.compare) on cfg.data's test split; write and log the report."""
     datamodule: SRDataModule = instantiate(cfg.data)
-    models = _load_models(cfg, datamodule.scale)
+    models = _load_models(cfg, datamodule.scale, datamodule.intensity)
     loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
     batches = datamodule.evaluation_batches("test")
     test_set = datamodule.test_set
@@ -90,15 +91,16 @@ def evaluate(cfg: DictConfig) -> Evaluation:
     out.mkdir(parents=True, exist_ok=True)
     result = Evaluation(rows, methods, markdown(rows, methods, _title(cfg, datamodule), _notes(cfg)),
                         out / "per_image.csv", out / "report.md", out / "cases.png")
-    write_csv(result.csv, rows)
+    write_csv(result.csv, rows, COLUMNS)
     result.markdown.write_text(result.report)
     _figure(result, models["model"], test_set.hr, datamodule, cfg)
     _log(loggers, result, cfg)
     return result
 
 
-def _load_models(cfg: DictConfig, scale: int) -> dict[str, SRModel]:
-    """The model (cfg.ckpt) and each compare entry, named by its run folder and file; scales must match data."""
+def _load_models(cfg: DictConfig, scale: int, intensity: str) -> dict[str, SRModel]:
+    """The model (cfg.ckpt) and each compare entry, named by its run folder and file; their scales and
+    intensity policies must be the data's."""
     models = {"model": load_model(cfg.ckpt, cfg.device)}
     for path in cfg.compare or []:
         path = Path(path)
@@ -108,6 +110,9 @@ def _load_models(cfg: DictConfig, scale: int) -> dict[str, SRModel]:
         if model.scale != scale:
             raise ValueError(f"{name} ({model.name}) upsamples {model.scale}x but data.scale={scale}: "
                              f"pass data.scale={model.scale} or a {scale}x checkpoint")
+        if model.intensity != intensity:
+            raise ValueError(f"{name} ({model.name}) was trained on data mapped to [0, 1] by the {model.intensity} "
+                             f"policy, but data.intensity={intensity}: pass data.intensity={model.intensity}")
     return models
 
 

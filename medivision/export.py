@@ -43,14 +43,14 @@ def export(cfg: DictConfig) -> dict:
     if cfg.format not in FORMATS:
         raise ValueError(f"format={cfg.format!r} is not one of {', '.join(FORMATS)}")
     checkpoint = Path(cfg.ckpt).expanduser()
-    generator, config = load_generator(checkpoint)
+    generator, config, intensity = load_generator(checkpoint)
     model = ClampedGenerator(generator).eval()
     output = Path(cfg.output).expanduser() if cfg.output else checkpoint.with_suffix(FORMATS[cfg.format])
     if output.exists() and not cfg.overwrite:
         raise ValueError(f"output {output} already exists: choose another output=, or pass overwrite=true")
     output.parent.mkdir(parents=True, exist_ok=True)
     if cfg.format == "onnx":
-        write_onnx(model, output, config, checkpoint.name, cfg.opset)
+        write_onnx(model, output, config, checkpoint.name, cfg.opset, intensity)
         run = OnnxSR(output)
     else:
         _write_torchscript(model, output)
@@ -59,7 +59,7 @@ def export(cfg: DictConfig) -> dict:
             run = torch.jit.load(str(output), map_location="cpu")
     check = {
         "format": cfg.format, "file": str(output), "checkpoint": str(checkpoint), "scale": config["scale"],
-        "generator": config, "tolerance": cfg.tolerance,
+        "generator": config, "intensity": intensity, "tolerance": cfg.tolerance,
         "max_abs_diff": _compare(model, run, [tuple(size) for size in cfg.check_sizes], cfg.seed),
         "torch": torch.__version__,
     }

@@ -26,11 +26,12 @@ _OWN_FILES = (".venv/", ".pytest_cache/", ".ruff_cache/", "medivision.egg-info/"
 
 
 def _repository_changes() -> set[str] | None:
-    """Untracked and ignored paths in the repository (git's view), apart from _OWN_FILES; None outside git."""
+    """Untracked and ignored paths in the repository (git's view), apart from _OWN_FILES; None outside git.
+    Edits to tracked files are not counted: those are the developer's, made while the tests run."""
     result = subprocess.run(["git", "status", "--porcelain", "--ignored"], cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
         return None
-    paths = {line[3:] for line in result.stdout.splitlines()}
+    paths = {line[3:] for line in result.stdout.splitlines() if line[:2] in ("??", "!!")}  # new files only
     return {path for path in paths if not path.startswith(_OWN_FILES) and "__pycache__/" not in path}
 
 

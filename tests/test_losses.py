@@ -3,15 +3,17 @@ import torch
 from torchvision.models import vgg19
 
 import medivision.training.losses
-from medivision.training.losses import AdversarialLoss, PerceptualLoss, pixel_loss, vgg19_layer_index
+from medivision.training.losses import AdversarialLoss, PerceptualLoss, PixelLoss, vgg19_layer_index
 
 
-def test_pixel_loss_kinds():
+def test_pixel_loss_kinds_carry_their_weight():
     sr, hr = torch.zeros(1, 1, 2, 2), torch.full((1, 1, 2, 2), 0.5)
-    assert pixel_loss(sr, hr, "l1").item() == pytest.approx(0.5)
-    assert pixel_loss(sr, hr, "mse").item() == pytest.approx(0.25)
-    with pytest.raises(ValueError, match="model.loss.pixel.kind='l3'"):
-        pixel_loss(sr, hr, "l3")
+    assert PixelLoss("l1")(sr, hr).item() == pytest.approx(0.5)
+    assert PixelLoss("mse", weight=2.0)(sr, hr).item() == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="kind='l3'"):
+        PixelLoss("l3")
+    with pytest.raises(ValueError, match="weight=-1"):
+        PixelLoss("l1", weight=-1)
 
 
 def test_vgg_layer_names_map_to_conv_layers():
@@ -78,6 +80,8 @@ def test_adversarial_losses_reward_the_right_side(kind):
     assert loss.generator(confident_real, confident_fake) < loss.generator(confident_fake, confident_real)
 
 
-def test_unknown_adversarial_kind_names_the_key():
-    with pytest.raises(ValueError, match="model.loss.adversarial.kind='wgan'"):
-        AdversarialLoss("wgan")
+def test_adversarial_weight_scales_the_generator_term_only():
+    plain, weighted = AdversarialLoss("vanilla"), AdversarialLoss("vanilla", weight=0.1)
+    real, fake = torch.randn(8), torch.randn(8)
+    assert weighted.generator(fake, real).item() == pytest.approx(0.1 * plain.generator(fake, real).item())
+    assert weighted.discriminator(real, fake).item() == pytest.approx(plain.discriminator(real, fake).item())

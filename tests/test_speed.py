@@ -112,7 +112,7 @@ def test_one_gan_step_runs_vgg_once_on_hr_and_the_discriminator_only_where_neede
                              f"model.loss.adversarial.kind={kind}", "trainer.limit_train_batches=1"))
     module = instantiate(cfg.model)
     vgg_calls, d_calls = [], []  # per forward: whether its output carries a graph for backward
-    module.perceptual.network.register_forward_hook(lambda m, inputs, out: vgg_calls.append(out.requires_grad))
+    module.losses.perceptual.network.register_forward_hook(lambda m, inputs, out: vgg_calls.append(out.requires_grad))
     module.discriminator.register_forward_hook(lambda m, inputs, out: d_calls.append(out.requires_grad))
     trainer = instantiate(cfg.trainer, logger=False, enable_checkpointing=False, limit_val_batches=0)
     trainer.fit(module, datamodule=instantiate(cfg.data))
@@ -216,12 +216,12 @@ def assert_same_networks(plain, fast, atol):
             torch.testing.assert_close(getattr(fast, name)(x), getattr(plain, name)(x), atol=atol, rtol=1e-4)
         torch.testing.assert_close(fast(lr), plain(lr), atol=atol, rtol=1e-4)  # the EMA generator
         sr = plain.generator(lr)
-        torch.testing.assert_close(fast.perceptual(sr, hr), plain.perceptual(sr, hr), atol=atol, rtol=1e-4)
+        torch.testing.assert_close(fast.losses.perceptual(sr, hr), plain.losses.perceptual(sr, hr), atol=atol, rtol=1e-4)
 
 
 def test_channels_last_changes_the_layout_not_the_results(kaggle_root, tmp_path):
     plain, fast = twin_modules(kaggle_root, tmp_path, "model.channels_last=true")
-    for network in (fast.generator, fast.ema.module, fast.discriminator, fast.perceptual.network):
+    for network in (fast.generator, fast.ema.module, fast.discriminator, fast.losses.perceptual.network):
         convolution = next(m for m in network.modules() if isinstance(m, torch.nn.Conv2d))
         assert convolution.weight.is_contiguous(memory_format=torch.channels_last)
     assert_same_networks(plain, fast, atol=1e-5)

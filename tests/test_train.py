@@ -48,7 +48,8 @@ def test_user_overrides_do_what_they_say(kaggle_root, tmp_path):
     module = instantiate(cfg.model)
     residual_blocks = [m for m in module.generator.body if type(m).__name__ == "ResidualBlock"]
     assert len(residual_blocks) == 3
-    assert module.discriminator is None and len(module.configure_optimizers()) == 1
+    optimizers, schedulers = module.configure_optimizers()
+    assert module.discriminator is None and len(optimizers) == len(schedulers) == 1
     assert instantiate(cfg.trainer).max_epochs == 3
     assert [type(instantiate(c)) for c in cfg.logger.values()] == [CSVLogger]
 
@@ -57,6 +58,8 @@ def test_user_overrides_do_what_they_say(kaggle_root, tmp_path):
     ("model.generator.attention=se", "model.generator.attention='se'"),
     ("model.loss.adversarial.weight=-1", "model.loss.adversarial.weight=-1"),
     ("model.loss.adversarial.kind=wgan", "model.loss.adversarial.kind='wgan'"),
+    ("model.loss.pixel.kind=l3", "model.loss.pixel.kind='l3'"),
+    ("model.loss.perceptual.weight=-0.5", "model.loss.perceptual.weight=-0.5"),
 ])
 def test_bad_model_values_fail_at_instantiation_naming_the_key(override, key, kaggle_root, tmp_path):
     cfg = compose_train(tiny(kaggle_root, tmp_path, override))
@@ -124,6 +127,19 @@ def test_resume_from_last_checkpoint_continues_the_step_count(kaggle_root, tmp_p
     train(second)
     resumed = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert resumed["epoch"] == 1 and resumed["global_step"] == 2 + 4  # epoch 2 is a GAN epoch
+
+
+def test_learning_rates_decay_at_the_milestones_also_across_a_resume(kaggle_root, tmp_path):
+    schedule = ("model.pretrain_epochs=0", "model.lr_milestones=[1,2]", "model.lr_gamma=0.5", "logger=none",
+                "test=false")
+    train(compose_train(tiny(kaggle_root, tmp_path / "whole", *schedule, "trainer.max_epochs=3")))
+    train(compose_train(tiny(kaggle_root, tmp_path / "resumed", *schedule, "trainer.max_epochs=2")))
+    train(compose_train(tiny(kaggle_root, tmp_path / "resumed", *schedule, "trainer.max_epochs=3", "ckpt_path=last")))
+    for run in ("whole", "resumed"):
+        checkpoint = load_checkpoint(tmp_path / run / "checkpoints" / "last.ckpt")
+        rates = [group["lr"] for state in checkpoint["optimizer_states"] for group in state["param_groups"]]
+        assert rates == pytest.approx([1e-4 * 0.5**2] * 2), run  # epoch 2 ran after both milestones
+        assert [state["last_epoch"] for state in checkpoint["lr_schedulers"]] == [2, 2], run
 
 
 def test_wandb_offline_run_logs_metrics_and_panels(kaggle_root, tmp_path):

@@ -16,15 +16,16 @@ from omegaconf import DictConfig
 
 from medivision.benchmarks.clock import CpuUse, now
 from medivision.data.datamodule import SRDataModule
-from medivision.data.decode import IMAGE_EXTENSIONS, available_cpus
+from medivision.data.decode import available_cpus
 from medivision.data.device_batches import DeviceBatches
+from medivision.io.images import IMAGE_SUFFIXES
 
 RESEARCH_SET_TRAINING_IMAGES = 5712
 
 
 def measure_data(cfg: DictConfig, device: torch.device, loader_batches: int) -> dict:
     """Cold preprocessing and warm start of cfg.data (in a fresh cache folder), then the loaders' rates."""
-    files = [path for path in Path(cfg.data.root).rglob("*") if path.suffix.lower() in IMAGE_EXTENSIONS]
+    files = [path for path in Path(cfg.data.root).rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES]
     cpu = CpuUse.read()
     with tempfile.TemporaryDirectory(prefix="benchmark-cache-") as cache_dir:
         start = now(device)

@@ -142,7 +142,7 @@ def _onnxruntime(model: nn.Module, config: dict, device: torch.device, threads: 
     if providers[0] not in onnxruntime.get_available_providers():
         raise _Unavailable(f"this onnxruntime has no {providers[0]}")
     path = workdir / "generator.onnx"
-    write_onnx(copy.deepcopy(model).cpu(), path, config, "benchmark", opset=17)
+    write_onnx(copy.deepcopy(model).cpu(), path, config, "benchmark", opset=17, intensity="minmax")
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads

@@ -1,6 +1,8 @@
-"""The benchmark report (see medivision.benchmark) as a plain-text table."""
+"""The benchmark report (see medivision.benchmark) as plain text."""
 
 from __future__ import annotations
+
+from medivision.report.tables import text_table
 
 
 def format_report(report: dict) -> str:
@@ -57,15 +59,14 @@ def _inference(inference: dict) -> list[str]:
         f"{inference['gflop_per_image']:.2f} GFLOP per image, {inference['threads']} threads",
         f"  PSNR against HR, its change from fp32 eager (PSNR {inference['reference_psnr_db']:.2f} dB), and "
         "agreement (PSNR against fp32 eager's outputs) and max |diff| on the same inputs",
-        "  variant          batch    images/s    GFLOP/s   PSNR (dB)   change (dB)   agreement (dB)   max |diff|   "
-        "others",
     ]
-    for row in inference["results"]:
-        lines.append(
-            f"  {row['variant']:<15} {row['batch_size']:>6} {row['images_per_s']:11.2f} {row['gflop_per_s']:10.1f} "
-            f"{row['psnr_db']:11.2f} {row['psnr_change_db']:+13.4f} {row['agreement_psnr_db']:16.1f} "
-            f"{row['max_abs_diff']:12.2e} {_numbers([row['others_cpu']]):>8}"
-        )
+    lines += text_table(
+        ["variant", "batch", "images/s", "GFLOP/s", "PSNR (dB)", "change (dB)", "agreement (dB)", "max |diff|",
+         "others"],
+        [[row["variant"], row["batch_size"], f"{row['images_per_s']:.2f}", f"{row['gflop_per_s']:.1f}",
+          f"{row['psnr_db']:.2f}", f"{row['psnr_change_db']:+.4f}", f"{row['agreement_psnr_db']:.1f}",
+          f"{row['max_abs_diff']:.2e}", _numbers([row["others_cpu"]])] for row in inference["results"]],
+        indent="  ")
     lines.append("  others: cores' worth of CPU that other processes used while the variant was timed")
     lines += [f"  {variant}: not run, {reason}" for variant, reason in inference["skipped"].items()]
     return lines

@@ -28,7 +28,6 @@ from medivision.benchmarks.clock import CpuUse, median, now
 from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import degrade
 from medivision.data.device_batches import DeviceBatches
-from medivision.training.losses import pixel_loss
 from medivision.training.module import SRModule
 
 PRECISIONS = {"32-true": None, "32": None, "bf16-mixed": torch.bfloat16}
@@ -73,7 +72,7 @@ def measure_training(cfg: DictConfig, datamodule: SRDataModule, plain_data: SRDa
         "batch_size": datamodule.batch_size,
         "generator": dict(cfg.model.generator),
         "adversarial": cfg.model.loss.adversarial.kind,
-        "perceptual_layer": cfg.model.loss.perceptual.layer if module.perceptual is not None else None,
+        "perceptual_layer": cfg.model.loss.perceptual.layer if module.losses.perceptual is not None else None,
         "precision": precision,
         "channels_last": bool(cfg.model.get("channels_last", False)),
         "compile": bool(cfg.model.get("compile", False)),
@@ -186,24 +185,17 @@ class PlainLoop:
         return images / (end - start), end - begin, CpuUse.read().others_since(cpu)
 
     def step(self, lr: Tensor, hr: Tensor) -> None:
-        parts, weights = self.parts, self.parts.loss_cfg
-        generator, discriminator, adversarial = parts.generator, parts.discriminator, parts.adversarial
+        parts = self.parts
+        generator, discriminator = parts.generator, parts.discriminator
         autocast = (torch.autocast(self.device.type, dtype=self.autocast_dtype) if self.autocast_dtype
                     else contextlib.nullcontext())
         with autocast:
             sr = generator(lr)
             if discriminator is not None:
                 discriminator.requires_grad_(True)
-                d_loss = adversarial.discriminator(discriminator(hr), discriminator(sr.detach()))
-                self._update(self.optimizer_d, d_loss)
+                self._update(self.optimizer_d, parts.losses.discriminator_loss(discriminator, sr, hr))
                 discriminator.requires_grad_(False)  # G's backward needs no gradients for D's weights
-            g_loss = weights["pixel"]["weight"] * pixel_loss(sr, hr, weights["pixel"]["kind"])
-            if parts.perceptual is not None:
-                g_loss = g_loss + weights["perceptual"]["weight"] * parts.perceptual(sr, hr)
-            if discriminator is not None:
-                real = discriminator(hr).detach() if adversarial.kind == "relativistic" else None
-                g_loss = g_loss + weights["adversarial"]["weight"] * adversarial.generator(discriminator(sr), real)
-            self._update(self.optimizer_g, g_loss)
+            self._update(self.optimizer_g, parts.losses(sr, hr, discriminator, gan_stage=True)["g_loss"])
         self.steps += 2 if discriminator is not None else 1
         parts.ema.update(generator, self.steps)
 

@@ -34,8 +34,12 @@ def load_source(
     axes: Sequence[str],
     min_foreground: float,
     cache_dir: str | Path,
+    intensity: str = "minmax",
 ) -> tuple[dict[str, Any], bool, Path]:
     """Load a source from the cache, decoding it first when the cache has no matching file.
+
+    Every file is read by the one reader of its format and mapped to [0, 1] by the `intensity` policy
+    (medivision.io.intensity), as enhance reads it, before it is resized and stored as uint8.
 
     Returns (data, cache hit, cache file). data holds:
       hr           uint8 [N, 1, hr_size, hr_size] in [0, 255]
@@ -50,14 +54,15 @@ def load_source(
     if source in ("kaggle", "folder"):
         listing = kaggle_listing(root) if source == "kaggle" else folder_listing(root)
         files = [item.path for item in listing.items] + [Path(path) for path, _ in listing.skipped]
-        settings = {"source": source, "hr_size": hr_size}
-        build = partial(build_images, listing, hr_size)
+        settings = {"source": source, "hr_size": hr_size, "intensity": intensity}
+        build = partial(build_images, listing, hr_size, intensity)
     elif source in ("nifti", "mni152"):
         files = [mni152_file()] if source == "mni152" else volume_files(root)
         settings = {
-            "source": source, "hr_size": hr_size, "axes": list(axes), "min_foreground": min_foreground
+            "source": source, "hr_size": hr_size, "axes": list(axes), "min_foreground": min_foreground,
+            "intensity": intensity,
         }
-        build = partial(build_volumes, files, axes, min_foreground, hr_size)
+        build = partial(build_volumes, files, axes, min_foreground, hr_size, intensity)
     else:
         raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
     name = f"{source}-{hr_size}px-{cache_key(files, settings)}.pt"
@@ -66,9 +71,9 @@ def load_source(
     return data, hit, path
 
 
-def build_images(listing: ImageListing, hr_size: int) -> dict[str, Any]:
+def build_images(listing: ImageListing, hr_size: int, intensity: str = "minmax") -> dict[str, Any]:
     """Decode an image listing into the cached form (see load_source)."""
-    hr, kept, failed = decode_images([item.path for item in listing.items], hr_size)
+    hr, kept, failed = decode_images([item.path for item in listing.items], hr_size, intensity)
     items = [listing.items[i] for i in kept]
     skipped = listing.skipped + failed
     _require_some(len(items), skipped)
@@ -86,10 +91,10 @@ def build_images(listing: ImageListing, hr_size: int) -> dict[str, Any]:
 
 
 def build_volumes(
-    files: Sequence[Path], axes: Sequence[str], min_foreground: float, hr_size: int
+    files: Sequence[Path], axes: Sequence[str], min_foreground: float, hr_size: int, intensity: str = "minmax"
 ) -> dict[str, Any]:
     """Slice NIfTI volumes into the cached form (see load_source); the class is the plane."""
-    slices, failed = decode_volumes(files, axes, min_foreground, hr_size)
+    slices, failed = decode_volumes(files, axes, min_foreground, hr_size, intensity)
     _require_some(len(files) - len(failed), failed)
     if len(slices.hr) == 0:
         raise DataError(

@@ -22,6 +22,7 @@ from medivision.data.device_batches import DeviceBatches
 from medivision.data.loader import ResumableLoader
 from medivision.data.splits import SPLITS, make_splits
 from medivision.data.volumes import PLANES
+from medivision.io.intensity import INTENSITY_POLICIES
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,10 @@ class SRDataModule(L.LightningDataModule):
     source: "kaggle" (root holds Training/ and Testing/), "folder" (images below root), "nifti"
     (a .nii/.nii.gz file or a folder of them) or "mni152" (the template inside nilearn; no root).
     Volumes are sliced along `axes`, keeping slices with more than `min_foreground` foreground.
-    Decoded images are cached under `cache_dir`; see medivision.data.splits for how splits are made.
+    Every file is read by the one reader of its format and mapped to [0, 1] by the `intensity` policy
+    (medivision.io.intensity: "minmax", each image's or volume's own range, or "dtype"), exactly as enhance
+    reads it; checkpoints record the policy (model.intensity follows data.intensity). Decoded images are
+    cached under `cache_dir`; see medivision.data.splits for how splits are made.
     """
 
     def __init__(
@@ -71,12 +75,13 @@ class SRDataModule(L.LightningDataModule):
         min_foreground: float = 0.15,
         pin_memory: bool = False,
         on_device: bool = False,
+        intensity: str = "minmax",
     ) -> None:
         super().__init__()
         axes = tuple(axes)
         _check_arguments(
             source, root, hr_size, scale, degradation, degradation_options, batch_size, num_workers,
-            val_fraction, test_fraction, limit, axes, min_foreground,
+            val_fraction, test_fraction, limit, axes, min_foreground, intensity,
         )  # fmt: skip
         self.source = source
         self.root = root
@@ -96,6 +101,7 @@ class SRDataModule(L.LightningDataModule):
         self.min_foreground = min_foreground
         self.pin_memory = pin_memory
         self.on_device = on_device
+        self.intensity = intensity
 
         self.class_names: list[str] = []
         self.duplicates_removed = 0
@@ -160,8 +166,8 @@ class SRDataModule(L.LightningDataModule):
 
     def evaluation_batches(self, split: str = "test") -> Iterator[dict[str, Tensor]]:
         """The batches of `split` ("val" or "test") on the CPU as a validation or test step gets them, for tools
-        that run outside a Trainer (evaluate, the degradation matrix): {"hr", "lr", "label", "index"}, see the
-        class docstring. Sets the data up (at the call, not at the first batch)."""
+        that run outside a Trainer (evaluate, the degradation matrix): {"hr", "lr", "label"}, see the class
+        docstring. Sets the data up (at the call, not at the first batch)."""
         loaders = {"val": self.val_dataloader, "test": self.test_dataloader}
         if split not in loaders:
             raise ValueError(f"split={split!r} is not one of {', '.join(loaders)}")
@@ -174,7 +180,7 @@ class SRDataModule(L.LightningDataModule):
         and its LR, looked up in `evaluation_lr` by "index" (what validation and test steps get)."""
         hr = _unit_range(batch["hr"])
         lr = self.evaluation_lr(hr.device).index_select(0, batch["index"])
-        return {"hr": hr, "lr": lr, "label": batch["label"], "index": batch["index"]}
+        return {"hr": hr, "lr": lr, "label": batch["label"]}
 
     def training_pair(self, hr: Tensor) -> tuple[Tensor, Tensor]:
         """HR [B, 1, H, W] (uint8 in [0, 255], or float in [0, 1]) on its device -> what a training step gets:
@@ -227,7 +233,7 @@ class SRDataModule(L.LightningDataModule):
 
     def _load(self) -> tuple[dict[str, Any], bool, Path]:
         return load_source(
-            self.source, self.root, self.hr_size, self.axes, self.min_foreground, self.cache_dir
+            self.source, self.root, self.hr_size, self.axes, self.min_foreground, self.cache_dir, self.intensity
         )
 
     def _datasets(self) -> tuple[HRDataset, HRDataset, HRDataset]:
@@ -325,6 +331,7 @@ def _check_arguments(
     limit: int | None,
     axes: tuple[str, ...],
     min_foreground: float,
+    intensity: str,
 ) -> None:
     """Fail before any file is read, naming the config key that is wrong."""
     problems = []
@@ -344,7 +351,7 @@ def _check_arguments(
         problems.append(
             f"data.degradation={degradation!r} is not one of {', '.join(degradations.DEGRADATIONS)}"
         )
-    problems += degradations.options_problems(degradation_options)
+    problems += [f"data.degradation_options{problem}" for problem in degradations.options_problems(degradation_options)]
     if batch_size < 1:
         problems.append(f"data.batch_size={batch_size} must be at least 1")
     if num_workers < 0:
@@ -362,5 +369,7 @@ def _check_arguments(
         problems.append(f"data.axes={list(axes)} must be distinct planes from {', '.join(PLANES)}")
     if not 0 <= min_foreground < 1:
         problems.append(f"data.min_foreground={min_foreground} must be in [0, 1)")
+    if intensity not in INTENSITY_POLICIES:
+        problems.append(f"data.intensity={intensity!r} is not one of {', '.join(INTENSITY_POLICIES)}")
     if problems:
         raise ValueError("; ".join(problems))

@@ -13,38 +13,22 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image
 
+from medivision.io.images import read_unit
+
 logger = logging.getLogger(__name__)
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp"})
-
-# Modes whose samples exceed 8 bits; PIL's convert("L") would clip them at 255.
-_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def read_gray(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as grayscale.
+def read_gray(path: str | os.PathLike, intensity: str = "minmax") -> np.ndarray:
+    """An image file as a training image: float32 [H, W] in [0, 1].
 
-    Returns float32 [H, W] in [0, 1]. 8-bit files (L, RGB, RGBA, P, ...) go through PIL's luminance
-    conversion and are divided by 255; 16-bit files ("I;16*", "I") are divided by 65535 so their full
-    range survives; float files ("F") carry no range convention and are divided by their own maximum
-    when it exceeds 1. Raises on anything PIL cannot decode completely.
+    Read by the one image reader, as luminance, and mapped to [0, 1] by the intensity policy
+    (medivision.io.images.read_unit, medivision.io.intensity), exactly as enhance reads it.
     """
-    with Image.open(path) as img:
-        if img.mode in _SIXTEEN_BIT_MODES:
-            gray = np.asarray(img, dtype=np.float32) / 65535.0
-        elif img.mode == "F":
-            gray = np.nan_to_num(np.asarray(img, dtype=np.float32))
-            peak = float(gray.max(initial=0.0))
-            if peak > 1.0:
-                gray = gray / peak
-        else:
-            gray = np.asarray(img.convert("L"), dtype=np.float32) / 255.0
-    if gray.ndim != 2 or gray.size == 0:
-        raise ValueError(f"decoded to an array of shape {gray.shape}, expected a 2-D image")
-    return np.clip(gray, 0.0, 1.0)
+    unit, _ = read_unit(Path(path), intensity, gray=True)
+    return unit[0]
 
 
 def to_hr(gray: np.ndarray, size: int = 128) -> np.ndarray:
@@ -88,7 +72,7 @@ def map_with_progress(
 
 
 def decode_images(
-    paths: Sequence[str | os.PathLike], size: int = 128, workers: int | None = None
+    paths: Sequence[str | os.PathLike], size: int = 128, intensity: str = "minmax", workers: int | None = None
 ) -> tuple[np.ndarray, list[int], list[tuple[str, str]]]:
     """Decode image files into HR arrays, skipping the ones that fail.
 
@@ -99,9 +83,9 @@ def decode_images(
 
     def decode_one(path: str | os.PathLike) -> np.ndarray | str:
         try:
-            return to_hr(read_gray(path), size)
+            return to_hr(read_gray(path, intensity), size)
         except Exception as err:  # any file that fails to decode is skipped, not fatal
-            return f"{type(err).__name__}: {err}"
+            return skip_reason(err)
 
     results = map_with_progress(decode_one, paths, "images", workers)
     kept = [i for i, result in enumerate(results) if isinstance(result, np.ndarray)]
@@ -116,3 +100,9 @@ def available_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
+
+
+def skip_reason(error: Exception) -> str:
+    """Why a file was skipped: the underlying error (a reader's ValueError wraps what the decoder raised)."""
+    cause = error.__cause__ or error
+    return f"{type(cause).__name__}: {cause}"

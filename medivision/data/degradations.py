@@ -45,7 +45,6 @@ from medivision.data.acquisition import WINDOWS, gaussian_psf, kspace_lowpass, r
 DEGRADATIONS = ("bicubic", "kspace", "kspace_noise", "blur_noise", "random")
 # The kinds with random draws: their validation and test LR need per-image seeds.
 RANDOM_KINDS = ("kspace_noise", "blur_noise", "random")
-OPTIONS_KEY = "data.degradation_options"
 
 
 @dataclass(frozen=True)
@@ -59,11 +58,12 @@ class DegradationOptions:
     kinds: tuple[str, ...] = ("bicubic", "kspace", "kspace_noise", "blur_noise")  # random: drawn from these
 
     @classmethod
-    def from_config(cls, options: Mapping[str, Any] | None, key: str = OPTIONS_KEY) -> DegradationOptions:
-        """Options from a config mapping (missing keys keep their defaults); raises ValueError naming the key."""
-        problems = options_problems(options, key)
+    def from_config(cls, options: Mapping[str, Any] | None) -> DegradationOptions:
+        """Options from a config mapping (missing keys keep their defaults). Callers check the mapping first with
+        options_problems, which lets them name their own config key; a bad mapping raises ValueError."""
+        problems = options_problems(options)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("; ".join("degradation_options" + problem for problem in problems))
         values = dict(options or {})
         if "noise" in values:
             values["noise"] = _noise_range(values["noise"])
@@ -72,36 +72,37 @@ class DegradationOptions:
         return cls(**values)
 
 
-def options_problems(options: Mapping[str, Any] | None, key: str = OPTIONS_KEY) -> list[str]:
-    """What is wrong with a degradation options mapping, each naming its config key; [] when it is fine."""
+def options_problems(options: Mapping[str, Any] | None) -> list[str]:
+    """What is wrong with a degradation options mapping; [] when it is fine. Each problem is written to follow
+    the name the caller's config gives the mapping: ".window='x' is not one of ..." or "=... must be ..."."""
     if options is None:
         return []
     if not isinstance(options, Mapping):
-        return [f"{key}={options!r} must be a mapping of option: value"]
+        return [f"={options!r} must be a mapping of option: value"]
     known = DegradationOptions.__dataclass_fields__
-    problems = [f"{key}.{name} is not an option; the options are {', '.join(known)}"
+    problems = [f".{name} is not an option; the options are {', '.join(known)}"
                 for name in options if name not in known]
     if "window" in options and options["window"] not in WINDOWS:
-        problems.append(f"{key}.window={options['window']!r} is not one of {', '.join(WINDOWS)}")
+        problems.append(f".window={options['window']!r} is not one of {', '.join(WINDOWS)}")
     alpha = options.get("tukey_alpha", 0.5)
     if not _is_number(alpha) or not 0 <= alpha <= 1:
-        problems.append(f"{key}.tukey_alpha={alpha!r} must be a number in [0, 1]")
+        problems.append(f".tukey_alpha={alpha!r} must be a number in [0, 1]")
     if "noise" in options:
         try:
             low, high = _noise_range(options["noise"])
             if not 0 <= low <= high < 1:
                 raise ValueError
         except (TypeError, ValueError):
-            problems.append(f"{key}.noise={_plain(options['noise'])!r} must be a noise std in [0, 1) or a range "
+            problems.append(f".noise={_plain(options['noise'])!r} must be a noise std in [0, 1) or a range "
                             f"[low, high] with 0 <= low <= high < 1")
     sigma = options.get("psf_sigma", 1.0)
     if not _is_number(sigma) or sigma <= 0:
-        problems.append(f"{key}.psf_sigma={sigma!r} must be a positive number (HR pixels)")
+        problems.append(f".psf_sigma={sigma!r} must be a positive number (HR pixels)")
     if "kinds" in options:
         kinds = options["kinds"]
         allowed = [kind for kind in DEGRADATIONS if kind != "random"]
         if isinstance(kinds, str) or not isinstance(kinds, Sequence) or not kinds or not set(kinds) <= set(allowed):
-            problems.append(f"{key}.kinds={_plain(kinds)!r} must be a non-empty list of {', '.join(allowed)}")
+            problems.append(f".kinds={_plain(kinds)!r} must be a non-empty list of {', '.join(allowed)}")
     return problems
 
 

@@ -6,12 +6,13 @@ import importlib.util
 from pathlib import Path
 from typing import NamedTuple
 
-from medivision.data.decode import IMAGE_EXTENSIONS
+from medivision.io.images import IMAGE_SUFFIXES
+from medivision.io.nifti import is_nifti
 
 KAGGLE_CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
 KAGGLE_SPLITS = {"Training": "train", "Testing": "test"}
 MNI152_T1 = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
-_EXTENSION_LIST = ", ".join(sorted(IMAGE_EXTENSIONS))
+_EXTENSION_LIST = ", ".join(sorted(IMAGE_SUFFIXES))
 
 
 class DataError(ValueError):
@@ -93,10 +94,10 @@ def volume_files(root: str | Path) -> list[Path]:
             f"data.root={root} does not exist: point data.root at a .nii/.nii.gz file or a folder of them"
         )
     if root.is_file():
-        if not _is_nifti(root):
+        if not is_nifti(root):
             raise DataError(f"data.root={root} is not a .nii or .nii.gz file")
         return [root]
-    files = [path for path in _files_under(root) if _is_nifti(path)]
+    files = [path for path in _files_under(root) if is_nifti(path)]
     if not files:
         raise DataError(f"data.root={root} holds no .nii or .nii.gz files, searched recursively")
     return files
@@ -145,10 +146,5 @@ def _files_under(folder: Path) -> list[Path]:
 
 
 def _partition(paths: list[Path]) -> tuple[list[Path], list[Path]]:
-    images = [p for p in paths if p.suffix.lower() in IMAGE_EXTENSIONS]
-    return images, [p for p in paths if p.suffix.lower() not in IMAGE_EXTENSIONS]
-
-
-def _is_nifti(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith(".nii") or name.endswith(".nii.gz")
+    images = [p for p in paths if p.suffix.lower() in IMAGE_SUFFIXES]
+    return images, [p for p in paths if p.suffix.lower() not in IMAGE_SUFFIXES]

@@ -6,17 +6,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import nibabel as nib
 import numpy as np
 from PIL import Image
 
-from medivision.data.decode import map_with_progress, to_hr
-from medivision.data.sources import DataError
+from medivision.data.decode import map_with_progress, skip_reason, to_hr
+from medivision.io.nifti import canonical, read_unit
 
 # Array axes 0, 1, 2 of a volume in RAS+ orientation (nibabel's closest canonical).
 PLANES = ("sagittal", "coronal", "axial")
 
-# A voxel counts as foreground above this fraction of the volume's (scaled) maximum.
+# A voxel counts as foreground above this fraction of the volume's range (in [0, 1]).
 FOREGROUND_LEVEL = 0.05
 
 
@@ -27,28 +26,16 @@ class VolumeSlices(NamedTuple):
     volume: list[int]  # index into the decoded file list
 
 
-def read_volume(path: str | Path) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Read a 3-D NIfTI volume in RAS+ orientation, scaled to [0, 1].
+def read_volume(path: str | Path, intensity: str = "minmax") -> tuple[np.ndarray, tuple[float, float, float]]:
+    """A NIfTI volume as a training volume: float32 [X, Y, Z] in [0, 1] in RAS+ orientation, and its voxel
+    size in mm along X, Y, Z.
 
-    Returns (float32 [X, Y, Z], voxel size in mm along X, Y, Z). Intensities are divided by the 99.5th
-    percentile of the positive voxels and clipped to [0, 1]: MR intensities have no absolute scale,
-    and the percentile (rather than the maximum) keeps a few hot voxels from darkening the whole
-    volume. Trailing singleton dimensions are dropped; any other 4-D volume is an error.
+    Read by the one NIfTI reader and mapped to [0, 1] by the intensity policy, one map for the whole volume
+    (medivision.io.nifti.read_unit, medivision.io.intensity), exactly as enhance reads it; then reoriented
+    so that axes 0/1/2 are sagittal/coronal/axial whatever order the scanner stored.
     """
-    img = nib.squeeze_image(nib.load(str(path)))
-    if img.ndim != 3:
-        raise DataError(
-            f"{path} is {img.ndim}-D with shape {img.shape}: give one 3-D volume per file "
-            f"(split a series with nibabel.funcs.four_to_three or fslsplit)"
-        )
-    # Reorienting makes axis 0/1/2 sagittal/coronal/axial whatever order the scanner stored.
-    canonical = nib.as_closest_canonical(img)
-    data = np.asarray(canonical.dataobj, dtype=np.float32)
-    positive = data[data > 0]
-    if positive.size == 0:
-        raise ValueError("volume has no positive voxels")
-    spacing = tuple(float(z) for z in canonical.header.get_zooms()[:3])
-    return np.clip(data / np.percentile(positive, 99.5), 0.0, 1.0), spacing
+    image, unit, _ = read_unit(Path(path), intensity)
+    return canonical(image, unit)
 
 
 def slice_volume(
@@ -109,21 +96,18 @@ def _foreground_box(foreground: np.ndarray, margin: int) -> tuple[slice, ...]:
 
 
 def decode_volumes(
-    files: Sequence[Path], axes: Sequence[str], min_foreground: float, size: int = 128
+    files: Sequence[Path], axes: Sequence[str], min_foreground: float, size: int = 128, intensity: str = "minmax"
 ) -> tuple[VolumeSlices, list[tuple[str, str]]]:
-    """Slice every volume into HR images, skipping files that cannot be read.
+    """Slice every volume into HR images, skipping files that cannot be read (corrupt, 4-D, not NIfTI).
 
-    Returns (the slices, [(path, reason)] for each unreadable file). Dimensionality errors
-    (DataError) are raised instead: they mean the wrong kind of data was given, not a bad file.
+    Returns (the slices, [(path, reason)] for each skipped file).
     """
 
     def decode_one(path: Path) -> list[tuple[str, int, np.ndarray]] | str:
         try:
-            volume, spacing = read_volume(path)
-        except DataError:
-            raise
-        except Exception as err:  # a corrupt or empty volume is skipped, not fatal
-            return f"{type(err).__name__}: {err}"
+            volume, spacing = read_volume(path, intensity)
+        except Exception as err:  # a corrupt or 4-D volume is skipped, not fatal
+            return skip_reason(err)
         slices = slice_volume(volume, axes, min_foreground, spacing)
         return [(plane, index, to_hr(image, size)) for plane, index, image in slices]
 

@@ -1,6 +1,7 @@
 """Loading checkpoints as data: tensors and plain containers only, never arbitrary pickled code."""
 
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
@@ -58,8 +59,14 @@ def generator_config(checkpoint: dict, path: str | Path) -> dict:
     return dict(config)
 
 
-def load_generator(path: str | Path) -> tuple[SRResNet, dict]:
-    """The EMA generator of a MediVision checkpoint, in eval mode on the CPU, and its SRResNet config.
+class TrainedGenerator(NamedTuple):
+    network: SRResNet  # the EMA generator, in eval mode on the CPU, gradients off
+    config: dict  # its SRResNet keyword arguments
+    intensity: str  # how its inputs were mapped to [0, 1] in training (medivision.io.intensity)
+
+
+def load_generator(path: str | Path) -> TrainedGenerator:
+    """The EMA generator of a MediVision checkpoint, its SRResNet config and its intensity policy.
 
     The network is built from the checkpoint's own config, so checkpoints of any size load. Raises
     ValueError naming the file when the weights do not fit that config (a checkpoint edited or saved
@@ -86,7 +93,9 @@ def load_generator(path: str | Path) -> tuple[SRResNet, dict]:
             f"({_describe(config)}); {'; '.join(problems)}. Use a checkpoint written by medivision.train."
         )
     generator.load_state_dict(weights)
-    return generator.eval().requires_grad_(False), config
+    # Checkpoints from before the policy was recorded were trained on minmax-like data.
+    intensity = str((checkpoint.get("hyper_parameters") or {}).get("intensity", "minmax"))
+    return TrainedGenerator(generator.eval().requires_grad_(False), config, intensity)
 
 
 def _describe(config: dict) -> str:

@@ -22,6 +22,7 @@ class SRModel(Protocol):
 
     scale: int
     name: str
+    intensity: str  # the policy its inputs were mapped to [0, 1] with in training (medivision.io.intensity)
 
     def __call__(self, lr: Tensor) -> Tensor: ...
 
@@ -40,7 +41,7 @@ class TorchSR:
     def __init__(self, path: str | Path, device: str = "cpu", precision: str = "fp32"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
-        generator, self.config = load_generator(path)
+        generator, self.config, self.intensity = load_generator(path)
         self.device = torch.device(device)
         self.generator = ClampedGenerator(generator).to(self.device)
         self.bf16 = precision == "bf16"

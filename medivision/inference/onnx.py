@@ -31,6 +31,7 @@ class OnnxSR:
             raise ValueError(f"{path} has no 'scale' metadata: it was not written by medivision.export")
         self.scale = int(metadata["scale"])
         self.config = json.loads(metadata.get("generator", "{}"))
+        self.intensity = metadata.get("intensity", "minmax")  # files from before the policy was recorded
         self.input_name = self.session.get_inputs()[0].name
         self.name = Path(path).name
 
@@ -39,9 +40,10 @@ class OnnxSR:
         return torch.from_numpy(self.session.run(None, {self.input_name: array})[0])
 
 
-def write_onnx(model: nn.Module, output: Path, config: dict, source: str, opset: int) -> None:
+def write_onnx(model: nn.Module, output: Path, config: dict, source: str, opset: int, intensity: str) -> None:
     """Write `model` (LR [B, 1, h, w] -> SR) as ONNX with dynamic batch and size, and MediVision's metadata:
-    scale, the generator config and `source`, the file it came from."""
+    scale, the generator config, `source` (the file it came from) and `intensity` (the policy its inputs were
+    mapped to [0, 1] with in training, medivision.io.intensity)."""
     import onnx
 
     example = torch.rand(1, 1, 32, 32)
@@ -57,6 +59,7 @@ def write_onnx(model: nn.Module, output: Path, config: dict, source: str, opset:
         )
     proto = onnx.load(str(output))
     metadata = {"scale": str(config["scale"]), "generator": json.dumps(config), "checkpoint": source,
+                "intensity": intensity,
                 "note": "output is a model estimate, not a measurement; input and output in [0, 1]"}
     for key, value in metadata.items():
         proto.metadata_props.add(key=key, value=value)

@@ -1,11 +1,22 @@
-"""The linear map between stored pixel values and the network's [0, 1], in and back out.
+"""The intensity policy: how stored pixel values become the network's [0, 1] and outputs go back, everywhere.
 
-unit = (value - low) / (high - low) on the way in; value = low + unit * (high - low) on the way out,
-rounded and cast back to the stored dtype for integer data. [low, high] is the data's own minimum and
-maximum ("minmax", the default: a 12-bit scan inside 16-bit words still fills [0, 1], as the training
-images did) or the full range of an integer dtype ("dtype": 0..255, 0..65535, -32768..32767). Since the
-network's output lies in [0, 1], every output value lies in [low, high], inside the dtype: nothing is
-clipped, and 16-bit data stays 16-bit. An unchanged unit image maps back to the exact stored values.
+Training (every data source), evaluate and enhance read a file through the one reader of its format
+(medivision.io.images, medivision.io.nifti, medivision.io.dicom) and map it with one IntensityMap:
+
+    unit  = (value - low) / (high - low)            on the way in (NaN voxels become 0)
+    value = low + unit * (high - low)                on the way out, rounded and cast to the stored dtype
+
+with [low, high] chosen by the policy:
+- "minmax" (the default): the data's own minimum and maximum, per 2-D image file, per NIfTI volume and per
+  DICOM series (so the slices of a volume or series stay comparable). A 12-bit scan inside 16-bit words, an
+  8-bit JPEG and a float volume all fill [0, 1].
+- "dtype": the full range of an integer dtype (0..255, 0..65535, -32768..32767); float data uses minmax.
+
+Why not percentile scaling, the usual choice for MRI: it clips the brightest voxels, so outputs could not
+give them back. Here every output value lies in [low, high], inside the dtype: nothing is clipped, 16-bit data
+stays 16-bit, and an unchanged unit image maps back to the exact stored values. Checkpoints (data.intensity,
+kept by SRDataModule.state_dict) and exported files record the policy a model was trained with; evaluate and
+enhance use it.
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-INTENSITY_MODES = ("minmax", "dtype")
+INTENSITY_POLICIES = ("minmax", "dtype")
 
 
 @dataclass(frozen=True)
@@ -28,8 +39,8 @@ class IntensityMap:
     @classmethod
     def fit(cls, values: np.ndarray, mode: str = "minmax") -> IntensityMap:
         """The map for `values` (any shape, integer or float dtype). Float data always uses minmax."""
-        if mode not in INTENSITY_MODES:
-            raise ValueError(f"intensity={mode!r} is not one of {', '.join(INTENSITY_MODES)}")
+        if mode not in INTENSITY_POLICIES:
+            raise ValueError(f"intensity={mode!r} is not one of {', '.join(INTENSITY_POLICIES)}")
         if mode == "dtype" and np.issubdtype(values.dtype, np.integer):
             info = np.iinfo(values.dtype)
             return cls(float(info.min), float(info.max), values.dtype)

@@ -1,4 +1,7 @@
-"""NIfTI volumes in, in-plane super-resolved volumes out, with nibabel."""
+"""NIfTI volumes in, in-plane super-resolved volumes out, with nibabel.
+
+The one NIfTI reader: training's volume sources and enhance both read through read_unit.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+
+from medivision.io.intensity import IntensityMap
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 _DESCRIP_BYTES = 80
@@ -39,6 +44,27 @@ def read_nifti(path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
         raise ValueError(f"{path}: its voxel data cannot be read ({error}); is the file complete?") from error
     data = data.reshape(shape[:3] + (1,) * (3 - len(shape)))
     return image, data
+
+
+def read_unit(path: Path, intensity: str = "minmax") -> tuple[nib.Nifti1Image, np.ndarray, IntensityMap]:
+    """A NIfTI file as the network sees it: the image, its voxels as float32 [X, Y, Z] in [0, 1] (one intensity
+    map for the whole volume, so slices stay comparable; see medivision.io.intensity) and that map."""
+    image, data = read_nifti(path)
+    mapping = IntensityMap.fit(data, intensity)
+    return image, mapping.to_unit(data), mapping
+
+
+def canonical(image: nib.Nifti1Image, volume: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """`volume` (laid out as `image`'s voxels, [X, Y, Z]) reoriented to RAS+, nibabel's closest canonical, so
+    that axes 0, 1, 2 run sagittal, coronal, axial whatever order the scanner stored; and the voxel size in
+    mm along those axes."""
+    orientation = nib.orientations.io_orientation(image.affine)
+    zooms = np.asarray(image.header.get_zooms()[:3], dtype=np.float64)
+    zooms = np.pad(zooms, (0, 3 - len(zooms)), constant_values=1.0)
+    spacing = [0.0, 0.0, 0.0]
+    for source_axis, (target_axis, _) in enumerate(orientation):
+        spacing[int(target_axis)] = float(zooms[source_axis])
+    return nib.orientations.apply_orientation(volume, orientation), tuple(spacing)
 
 
 def to_slices(volume: np.ndarray, axis: int) -> np.ndarray:

@@ -71,4 +71,4 @@ def make_attention(kind: str, channels: int, reduction: int = 16) -> nn.Module:
         return SpatialGate()
     if kind == "cbam":
         return CBAM(channels, reduction)
-    raise ValueError(f"model.generator.attention={kind!r} is not one of {', '.join(ATTENTION_KINDS)}")
+    raise ValueError(f"attention={kind!r} is not one of {', '.join(ATTENTION_KINDS)}")

@@ -57,9 +57,9 @@ class SRResNet(nn.Module):
         super().__init__()
         stages = int(math.log2(scale)) if scale > 0 else 0
         if scale < 2 or 2**stages != scale:
-            raise ValueError(f"model.generator.scale={scale} must be a power of two (2, 4, 8)")
+            raise ValueError(f"scale={scale} must be a power of two (2, 4, 8)")
         if blocks < 1 or channels < 1:
-            raise ValueError(f"model.generator.blocks={blocks} and channels={channels} must be positive")
+            raise ValueError(f"blocks={blocks} and channels={channels} must be positive")
         self.scale = scale
         self.bicubic_skip = bicubic_skip
         self.head = nn.Sequential(nn.Conv2d(in_channels, channels, 9, padding=4), nn.PReLU(channels))

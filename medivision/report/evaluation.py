@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
 from medivision.report.metrics import METRICS
+from medivision.report.tables import markdown_table
 
 COLUMNS = ("image", "path", "slice_index", "class", "method", *METRICS, "fg_fraction")
 HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "fg_psnr": "brain PSNR (dB)", "fg_ssim": "brain SSIM",
            "lr_psnr": "LR-consistency PSNR (dB)"}
 CONSISTENT = " + consistency"
-
-
-def write_csv(path: Path, rows: Sequence[dict]) -> None:
-    """One row per test image and method, the columns of COLUMNS."""
-    with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def means(rows: Sequence[dict], methods: Sequence[str], key: str | None = None) -> dict:
@@ -41,24 +32,23 @@ def markdown(rows: Sequence[dict], methods: Sequence[str], title: str, notes: Se
     """The report: overall table, per-class PSNR/SSIM, the consistency step's change when it ran, notes."""
     count = len({row["image"] for row in rows})
     overall = means(rows, methods)
-    lines = [f"# {title}", "", f"## Overall ({count} test images)", "",
-             "| method | " + " | ".join(HEADERS[m] for m in METRICS) + " |",
-             "| --- |" + " ---: |" * len(METRICS)]
-    lines += [f"| {method} | " + " | ".join(_cell(m, overall[method][m]) for m in METRICS) + " |" for method in methods]
+    lines = [f"# {title}", "", f"## Overall ({count} test images)", ""]
+    lines += markdown_table(["method", *(HEADERS[m] for m in METRICS)],
+                            [[method, *(_cell(m, overall[method][m]) for m in METRICS)] for method in methods])
     by_class = means(rows, methods, "class")
     classes = sorted({row["class"] for row in rows})
-    lines += ["", "## Per class: PSNR (dB) / SSIM", "", "| method | " + " | ".join(
-        f"{name} ({sum(1 for r in rows if r['class'] == name and r['method'] == methods[0])})" for name in classes
-    ) + " |", "| --- |" + " ---: |" * len(classes)]
-    for method in methods:
-        cells = [f"{by_class[method][name]['psnr']:.2f} / {by_class[method][name]['ssim']:.4f}" for name in classes]
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    lines += ["", "## Per class: PSNR (dB) / SSIM", ""]
+    lines += markdown_table(
+        ["method", *(f"{name} ({sum(1 for r in rows if r['class'] == name and r['method'] == methods[0])})"
+                     for name in classes)],
+        [[method, *(f"{by_class[method][name]['psnr']:.2f} / {by_class[method][name]['ssim']:.4f}" for name in classes)]
+         for method in methods])
     for method in methods:
         if method.endswith(CONSISTENT):
             base = method.removesuffix(CONSISTENT)
-            lines += ["", f"## Data-consistency step: {method} minus {base}", "",
-                      "| " + " | ".join(HEADERS[m] for m in METRICS) + " |", "|" + " ---: |" * len(METRICS),
-                      "| " + " | ".join(_signed(m, overall[method][m] - overall[base][m]) for m in METRICS) + " |"]
+            lines += ["", f"## Data-consistency step: {method} minus {base}", ""]
+            lines += markdown_table(["change", *(HEADERS[m] for m in METRICS)],
+                                    [[method, *(_signed(m, overall[method][m] - overall[base][m]) for m in METRICS)]])
     for note in notes:
         lines += ["", note]
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ class EMA(nn.Module):
     def __init__(self, model: nn.Module, decay: float = 0.999):
         super().__init__()
         if not 0.0 <= decay < 1.0:
-            raise ValueError(f"model.ema_decay={decay} must be in [0, 1)")
+            raise ValueError(f"decay={decay} must be in [0, 1)")
         self.module = copy.deepcopy(model).requires_grad_(False)
         self.decay = decay
 

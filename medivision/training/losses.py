@@ -19,13 +19,32 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 _warned_random_vgg = False
 
 
-def pixel_loss(sr: Tensor, hr: Tensor, kind: str = "l1") -> Tensor:
-    """Mean absolute (l1) or squared (mse) error between SR and HR."""
+def distance(a: Tensor, b: Tensor, kind: str = "l1") -> Tensor:
+    """Mean absolute (l1) or squared (mse) difference of two tensors of the same shape."""
     if kind == "l1":
-        return F.l1_loss(sr, hr)
+        return F.l1_loss(a, b)
     if kind == "mse":
-        return F.mse_loss(sr, hr)
-    raise ValueError(f"model.loss.pixel.kind={kind!r} is not one of {', '.join(PIXEL_KINDS)}")
+        return F.mse_loss(a, b)
+    raise ValueError(f"kind={kind!r} is not one of {', '.join(PIXEL_KINDS)}")
+
+
+def _check_weight(weight: float) -> float:
+    if weight < 0:
+        raise ValueError(f"weight={weight} must be >= 0")
+    return weight
+
+
+class PixelLoss(nn.Module):
+    """weight * distance(SR, HR): mean absolute (l1) or squared (mse) error."""
+
+    def __init__(self, kind: str = "l1", weight: float = 1.0):
+        super().__init__()
+        if kind not in PIXEL_KINDS:
+            raise ValueError(f"kind={kind!r} is not one of {', '.join(PIXEL_KINDS)}")
+        self.kind, self.weight = kind, _check_weight(weight)
+
+    def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
+        return self.weight * distance(sr, hr, self.kind)
 
 
 def vgg19_layer_index(layer: str) -> int:
@@ -39,7 +58,7 @@ def vgg19_layer_index(layer: str) -> int:
         if f"conv{block}_{conv}" == layer:
             return index
         index += 2
-    raise ValueError(f"model.loss.perceptual.layer={layer!r} is not a VGG19 conv layer (conv1_1 ... conv5_4)")
+    raise ValueError(f"layer={layer!r} is not a VGG19 conv layer (conv1_1 ... conv5_4)")
 
 
 def load_vgg19_features(weights: str, upto: int) -> nn.Sequential:
@@ -55,7 +74,7 @@ def load_vgg19_features(weights: str, upto: int) -> nn.Sequential:
     elif weights == "random":
         if not _warned_random_vgg:
             warnings.warn(
-                "VGG19 perceptual loss uses RANDOM weights (model.loss.perceptual.weights=random): "
+                "VGG19 perceptual loss uses RANDOM weights (weights=random): "
                 "fine for tests and offline demos, not for research results.",
                 stacklevel=2,
             )
@@ -64,7 +83,7 @@ def load_vgg19_features(weights: str, upto: int) -> nn.Sequential:
         path = Path(weights).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
-                f"model.loss.perceptual.weights={weights!r}: no such file. Use 'imagenet', 'random' "
+                f"weights={weights!r}: no such file. Use 'imagenet', 'random' "
                 "or the path of a VGG19 state dict."
             )
         state = _features_only(torch.load(path, map_location="cpu", weights_only=True))
@@ -92,20 +111,23 @@ def _imagenet_state_dict() -> dict:
     except Exception as error:  # offline: URLError, socket errors, HTTP errors
         raise RuntimeError(
             f"VGG19 ImageNet weights are not in the torch hub cache ({target}) and could not be downloaded "
-            f"({type(error).__name__}). Copy vgg19-dcbb9e9d.pth from {url} to {target}, or set "
-            "model.loss.perceptual.weights=/path/to/vgg19.pth (or =random for tests only)."
+            f"({type(error).__name__}). Copy vgg19-dcbb9e9d.pth from {url} to {target}, or set the perceptual "
+            "loss's weights=/path/to/vgg19.pth (or =random for tests only)."
         ) from error
 
 
 class PerceptualLoss(nn.Module):
-    """Distance between VGG19 features of SR and HR (Johnson et al. 2016; SRGAN's VGG loss).
+    """weight * distance between VGG19 features of SR and HR (Johnson et al. 2016; SRGAN's VGG loss).
 
     The single channel is repeated to RGB and ImageNet-normalised. The VGG is deliberately not a registered
     submodule: it is frozen, never in an optimizer, never in a checkpoint, and follows the input's device.
     """
 
-    def __init__(self, layer: str = "conv5_4", weights: str = "imagenet", criterion: str = "l1"):
+    def __init__(self, layer: str = "conv5_4", weights: str = "imagenet", criterion: str = "l1", weight: float = 1.0):
         super().__init__()
+        if criterion not in PIXEL_KINDS:
+            raise ValueError(f"criterion={criterion!r} is not one of {', '.join(PIXEL_KINDS)}")
+        self.weight = _check_weight(weight)
         self.__dict__["vgg"] = load_vgg19_features(weights, vgg19_layer_index(layer))
         self.criterion = criterion
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -126,21 +148,21 @@ class PerceptualLoss(nn.Module):
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         with torch.no_grad():
             target = self.features(hr)
-        return pixel_loss(self.features(sr), target, self.criterion)
+        return self.weight * distance(self.features(sr), target, self.criterion)
 
 
 class AdversarialLoss(nn.Module):
-    """GAN objectives on discriminator logits [B].
+    """GAN objectives on discriminator logits [B]; the generator's term is multiplied by `weight`.
 
     vanilla: binary cross-entropy; lsgan: least squares; hinge; relativistic: relativistic average
     (ESRGAN), which also needs the real logits in the generator loss.
     """
 
-    def __init__(self, kind: str = "vanilla"):
+    def __init__(self, kind: str = "vanilla", weight: float = 1.0):
         super().__init__()
         if kind not in ADVERSARIAL_KINDS:
-            raise ValueError(f"model.loss.adversarial.kind={kind!r} is not one of {', '.join(ADVERSARIAL_KINDS)}")
-        self.kind = kind
+            raise ValueError(f"kind={kind!r} is not one of {', '.join(ADVERSARIAL_KINDS)}")
+        self.kind, self.weight = kind, _check_weight(weight)
 
     def discriminator(self, real: Tensor, fake: Tensor) -> Tensor:
         """Loss that trains D to score `real` above `fake`."""
@@ -150,17 +172,47 @@ class AdversarialLoss(nn.Module):
             return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
         return 0.5 * (self._target(real, True) + self._target(fake, False))
 
-    def generator(self, fake: Tensor, real: Tensor) -> Tensor:
-        """Loss that trains G to make `fake` score as real. `real` is used by the relativistic kind only."""
+    def generator(self, fake: Tensor, real: Tensor | None) -> Tensor:
+        """weight * the loss that trains G to make `fake` score as real. `real` is used by the relativistic
+        kind only."""
         if self.kind == "relativistic":
             real = real.detach()
-            return 0.5 * (self._target(real - fake.mean(), False) + self._target(fake - real.mean(), True))
-        if self.kind == "hinge":
-            return -fake.mean()
-        return self._target(fake, True)
+            loss = 0.5 * (self._target(real - fake.mean(), False) + self._target(fake - real.mean(), True))
+        elif self.kind == "hinge":
+            loss = -fake.mean()
+        else:
+            loss = self._target(fake, True)
+        return self.weight * loss
 
     def _target(self, logits: Tensor, is_real: bool) -> Tensor:
         target = torch.full_like(logits, 1.0 if is_real else 0.0)
         if self.kind == "lsgan":
             return F.mse_loss(logits, target)
         return F.binary_cross_entropy_with_logits(logits, target)
+
+
+class GeneratorLoss(nn.Module):
+    """The generator's loss recipe: weighted pixel + perceptual + adversarial terms and their sum.
+
+    perceptual and adversarial are None when their weight is 0 (or in an SRResNet run); a term is left out in
+    pixel-only pretraining (`gan_stage` False). Images [B, 1, H, W] in [0, 1]; every term a scalar tensor.
+    """
+
+    def __init__(self, pixel: PixelLoss, perceptual: PerceptualLoss | None, adversarial: AdversarialLoss | None):
+        super().__init__()
+        self.pixel, self.perceptual, self.adversarial = pixel, perceptual, adversarial
+
+    def forward(self, sr: Tensor, hr: Tensor, discriminator: nn.Module | None, gan_stage: bool) -> dict[str, Tensor]:
+        """{"pixel", "perceptual", "adversarial" (those that apply), "g_loss": their sum}."""
+        losses = {"pixel": self.pixel(sr, hr)}
+        if gan_stage and self.perceptual is not None:
+            losses["perceptual"] = self.perceptual(sr, hr)
+        if gan_stage and self.adversarial is not None and discriminator is not None:
+            real = discriminator(hr).detach() if self.adversarial.kind == "relativistic" else None
+            losses["adversarial"] = self.adversarial.generator(discriminator(sr), real)
+        losses["g_loss"] = sum(losses.values())
+        return losses
+
+    def discriminator_loss(self, discriminator: nn.Module, sr: Tensor, hr: Tensor) -> Tensor:
+        """The discriminator's loss on real HR and the generator's detached SR."""
+        return self.adversarial.discriminator(discriminator(hr), discriminator(sr.detach()))

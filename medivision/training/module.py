@@ -2,22 +2,26 @@
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torch.optim.lr_scheduler import MultiStepLR
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
 from medivision.data.degradations import upsample_bicubic
 from medivision.inference.checkpoints import ema_generator_weights, load_checkpoint
+from medivision.io.intensity import INTENSITY_POLICIES
 from medivision.nets import ClampedGenerator, Discriminator, SRResNet
 from medivision.nets.speed import apply_speed_options
 from medivision.training.ema import EMA
-from medivision.training.losses import AdversarialLoss, PerceptualLoss, pixel_loss
+from medivision.training.losses import AdversarialLoss, GeneratorLoss, PerceptualLoss, PixelLoss
 from medivision.training.nan_guard import BadSteps, finite, step_unless
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+T = TypeVar("T")
 LOSS_NAMES = ("pixel", "perceptual", "adversarial", "g_loss", "d_loss")
 
 
@@ -39,7 +43,9 @@ class SRModule(L.LightningModule):
     adversarial), each under `toggled_optimizer`. A term whose weight is 0 is not computed; with an
     adversarial weight of 0 no discriminator is built. Validation, test and export use the EMA generator.
     Lightning's `global_step` counts optimizer steps (two per GAN batch), so schedules count epochs.
-    `channels_last` and `compile` change how the networks run, not what they compute (see models/speed.py).
+    `channels_last` and `compile` change how the networks run, not what they compute (see nets/speed.py).
+    `intensity` is not used in training: checkpoints keep it, so that every tool feeds the model the way its
+    data was mapped to [0, 1] (medivision.io.intensity).
 
     A non-finite (NaN/Inf) loss skips the optimizer update it would feed: a bad discriminator loss skips
     the whole batch (D, G and the EMA), a bad generator loss the G and EMA updates; either way the
@@ -69,40 +75,34 @@ class SRModule(L.LightningModule):
         max_bad_steps: int = 20,
         channels_last: bool = False,
         compile: bool = False,
+        intensity: str = "minmax",
     ):
         super().__init__()
         # train.py logs the whole Hydra config; the module keeps its own arguments for checkpoints only
         self.save_hyperparameters(ignore=["optimizer_g", "optimizer_d"], logger=False)
         self.automatic_optimization = False
-        for name in ("pixel", "perceptual", "adversarial"):
-            if loss[name]["weight"] < 0:
-                raise ValueError(f"model.loss.{name}.weight={loss[name]['weight']} must be >= 0")
         if pretrain_epochs < 0:
             raise ValueError(f"model.pretrain_epochs={pretrain_epochs} must be >= 0")
-        self.bad = BadSteps(max_bad_steps)
+        if intensity not in INTENSITY_POLICIES:
+            raise ValueError(f"model.intensity={intensity!r} is not one of {', '.join(INTENSITY_POLICIES)}")
+        self.bad = _configured("model.", BadSteps, max_bad_steps=max_bad_steps)
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
-        self.loss_cfg = loss
-        self.generator = SRResNet(**generator)
+        self.generator = _configured("model.generator.", SRResNet, **generator)
         if init_from:
             self.generator.load_state_dict(_ema_generator_weights(init_from))
-        self.ema = EMA(self.generator, ema_decay)
+        self.ema = _configured("model.ema_", EMA, self.generator, decay=ema_decay)
         # Not a registered submodule: it wraps ema.module, whose weights the checkpoint holds once.
         self.__dict__["served"] = ClampedGenerator(self.ema.module)
         self.scale = self.generator.scale
-        uses_adversarial = gan and loss["adversarial"]["weight"] > 0
-        self.discriminator = Discriminator(**discriminator) if uses_adversarial else None
-        self.adversarial = AdversarialLoss(loss["adversarial"]["kind"])
-        perceptual = loss["perceptual"]
-        self.perceptual = (
-            PerceptualLoss(perceptual["layer"], perceptual["weights"], perceptual["criterion"])
-            if gan and perceptual["weight"] > 0
-            else None
-        )
+        self.losses = _generator_loss(loss, gan)
+        uses_adversarial = gan and self.losses.adversarial.weight > 0
+        self.discriminator = (_configured("model.discriminator.", Discriminator, **discriminator)
+                              if uses_adversarial else None)
         self.metrics = nn.ModuleDict({"val": _metrics(), "test": _metrics()})
         # Epoch means of the training losses over the batches that were not skipped (synced across processes).
         self.epoch_losses = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in LOSS_NAMES})
         # Only now, after the EMA copy: compiling in place wraps a module's own call, which a copy must not share.
-        vgg = self.perceptual.network if self.perceptual is not None else None
+        vgg = self.losses.perceptual.network if self.losses.perceptual is not None else None
         for network in (self.generator, self.discriminator, vgg):
             if network is not None:
                 apply_speed_options(network, channels_last, compile)
@@ -128,12 +128,11 @@ class SRModule(L.LightningModule):
         d_ok = torch.ones((), dtype=torch.bool, device=lr.device)
         if self.gan_stage and opt_d is not None:
             with self.toggled_optimizer(opt_d):
-                real_logits = self.discriminator(hr)
-                losses["d_loss"] = self.adversarial.discriminator(real_logits, self.discriminator(sr.detach()))
+                losses["d_loss"] = self.losses.discriminator_loss(self.discriminator, sr, hr)
                 d_ok = self._agreed(finite(losses["d_loss"]))
                 self._optimize(opt_d, losses["d_loss"], ~d_ok)
         with self.toggled_optimizer(opt_g):
-            losses.update(self.generator_losses(sr, hr))
+            losses.update(self.losses(sr, hr, self.discriminator, self.gan_stage))
             g_ok = self._agreed(finite(losses["g_loss"]))
             self._optimize(opt_g, losses["g_loss"], ~(d_ok & g_ok))
         ok = d_ok & g_ok
@@ -141,20 +140,6 @@ class SRModule(L.LightningModule):
         self.bad.record(d_ok, g_ok, step)
         self.ema.update(self.generator, self.global_step, accept=ok)
         self._log_losses(losses, ok, hr.shape[0])
-
-    def generator_losses(self, sr: Tensor, hr: Tensor) -> dict[str, Tensor]:
-        """Weighted loss terms for the generator and their sum "g_loss"; only the pixel term in pretraining."""
-        cfg = self.loss_cfg
-        losses = {"pixel": cfg["pixel"]["weight"] * pixel_loss(sr, hr, cfg["pixel"]["kind"])}
-        if self.gan_stage and self.perceptual is not None:
-            losses["perceptual"] = cfg["perceptual"]["weight"] * self.perceptual(sr, hr)
-        if self.gan_stage and self.discriminator is not None:
-            real = self.discriminator(hr).detach() if self.adversarial.kind == "relativistic" else None
-            losses["adversarial"] = cfg["adversarial"]["weight"] * self.adversarial.generator(
-                self.discriminator(sr), real
-            )
-        losses["g_loss"] = sum(losses.values())
-        return losses
 
     def _net_buffers(self) -> list[Tensor]:
         """The buffers of G and D (BatchNorm statistics, spectral-norm vectors), which forward passes change."""
@@ -206,15 +191,18 @@ class SRModule(L.LightningModule):
         """The bad batches in a row at the end of the last batch (reads a device counter)."""
         return self.bad.state()["bad_steps"]
 
+    def on_train_epoch_start(self) -> None:
+        """This epoch's learning rates: every schedule is stepped once per finished epoch. Counting up to
+        current_epoch (rather than stepping at an epoch's end) also holds after resuming from a checkpoint
+        that was written at the end of an epoch, before such a step."""
+        schedulers = self.lr_schedulers()
+        for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
+            while scheduler.last_epoch < self.current_epoch:
+                scheduler.step()
+
     def on_train_epoch_end(self) -> None:
-        """Step decay: lr = initial lr * lr_gamma ** (number of lr_milestones reached); skipped batches so far."""
         self._check_bad_steps()
         self.log("train/skipped_steps", self.bad.skipped.float(), on_epoch=True)
-        reached = sum(self.current_epoch + 1 >= milestone for milestone in self.hparams.lr_milestones)
-        optimizers = self.optimizers()
-        for optimizer in optimizers if isinstance(optimizers, list) else [optimizers]:
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * self.hparams.lr_gamma**reached
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint.update(self.bad.state())
@@ -238,15 +226,39 @@ class SRModule(L.LightningModule):
             self.log(f"{stage}/{name}", metrics[name], on_epoch=True, batch_size=hr.shape[0])
 
     def configure_optimizers(self):
+        """Adam (or the configured optimizers) for G and D, each with a step decay per epoch: the learning rate
+        is multiplied by lr_gamma at every epoch in lr_milestones (MultiStepLR, stepped per epoch)."""
         optimizers = [self.optimizer_g(self.generator.parameters())]
         if self.discriminator is not None:
             optimizers.append(self.optimizer_d(self.discriminator.parameters()))
-        for optimizer in optimizers:
-            for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-        return optimizers
+        milestones, gamma = list(self.hparams.lr_milestones), self.hparams.lr_gamma
+        return optimizers, [MultiStepLR(optimizer, milestones, gamma) for optimizer in optimizers]
 
 
 def _ema_generator_weights(path: str) -> dict[str, Tensor]:
     """The EMA generator's state dict from a MediVision checkpoint (to start the GAN stage from SRResNet)."""
     return ema_generator_weights(load_checkpoint(path), f"model.init_from={path}")
+
+
+def _generator_loss(loss: dict, gan: bool) -> GeneratorLoss:
+    """The loss recipe from model.loss ({"pixel": {...}, "perceptual": {...}, "adversarial": {...}}, each the
+    keyword arguments of its loss class). VGG19 is built only when the perceptual term is used."""
+    perceptual = loss["perceptual"]
+    if perceptual["weight"] < 0:
+        raise ValueError(f"model.loss.perceptual.weight={perceptual['weight']} must be >= 0")
+    uses_perceptual = gan and perceptual["weight"] > 0
+    return GeneratorLoss(
+        _configured("model.loss.pixel.", PixelLoss, **loss["pixel"]),
+        _configured("model.loss.perceptual.", PerceptualLoss, **perceptual) if uses_perceptual else None,
+        _configured("model.loss.adversarial.", AdversarialLoss, **loss["adversarial"]),
+    )
+
+
+def _configured(key: str, factory: Callable[..., T], *args, **kwargs) -> T:
+    """factory(*args, **kwargs). Components name a bad argument as "name=value ..."; the error is raised again
+    with the config key the arguments came from in front (e.g. "model.loss.pixel."), which only this module,
+    the boundary Hydra builds from `model`, knows."""
+    try:
+        return factory(*args, **kwargs)
+    except (ValueError, FileNotFoundError) as error:
+        raise type(error)(f"{key}{error}") from None

@@ -27,11 +27,11 @@ class BadSteps(nn.Module):
     step). The host reads the counts only when `check` runs (at logging steps and at the epoch's end).
     """
 
-    def __init__(self, max_in_a_row: int) -> None:
+    def __init__(self, max_bad_steps: int) -> None:
         super().__init__()
-        if max_in_a_row < 1:
-            raise ValueError(f"model.max_bad_steps={max_in_a_row} must be at least 1")
-        self.max_in_a_row = max_in_a_row
+        if max_bad_steps < 1:
+            raise ValueError(f"max_bad_steps={max_bad_steps} must be at least 1")
+        self.max_in_a_row = max_bad_steps
         for name in ("skipped", "in_a_row", "worst_run", "run_start", "loss_code"):
             self.register_buffer(name, torch.zeros((), dtype=torch.long), persistent=False)
         self.reported = 0  # skipped batches already warned about

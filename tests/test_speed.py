@@ -216,7 +216,8 @@ def assert_same_networks(plain, fast, atol):
             torch.testing.assert_close(getattr(fast, name)(x), getattr(plain, name)(x), atol=atol, rtol=1e-4)
         torch.testing.assert_close(fast(lr), plain(lr), atol=atol, rtol=1e-4)  # the EMA generator
         sr = plain.generator(lr)
-        torch.testing.assert_close(fast.losses.perceptual(sr, hr), plain.losses.perceptual(sr, hr), atol=atol, rtol=1e-4)
+        torch.testing.assert_close(fast.losses.perceptual(sr, hr), plain.losses.perceptual(sr, hr), atol=atol,
+                                   rtol=1e-4)
 
 
 def test_channels_last_changes_the_layout_not_the_results(kaggle_root, tmp_path):

@@ -102,8 +102,7 @@ class SRDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.on_device = on_device
         self.intensity = intensity
-
-        self.class_names: list[str] = []
+        self.class_names: list[str] = []  # this and the rest below: what setup() fills in
         self.duplicates_removed = 0
         self.repeats_removed = 0
         self.num_skipped = 0

@@ -34,14 +34,18 @@ def _check_weight(weight: float) -> float:
     return weight
 
 
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
 class PixelLoss(nn.Module):
     """weight * distance(SR, HR): mean absolute (l1) or squared (mse) error."""
 
     def __init__(self, kind: str = "l1", weight: float = 1.0):
         super().__init__()
-        if kind not in PIXEL_KINDS:
-            raise ValueError(f"kind={kind!r} is not one of {', '.join(PIXEL_KINDS)}")
-        self.kind, self.weight = kind, _check_weight(weight)
+        self.kind, self.weight = _check_choice("kind", kind, PIXEL_KINDS), _check_weight(weight)
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         return self.weight * distance(sr, hr, self.kind)
@@ -125,11 +129,9 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, layer: str = "conv5_4", weights: str = "imagenet", criterion: str = "l1", weight: float = 1.0):
         super().__init__()
-        if criterion not in PIXEL_KINDS:
-            raise ValueError(f"criterion={criterion!r} is not one of {', '.join(PIXEL_KINDS)}")
+        self.criterion = _check_choice("criterion", criterion, PIXEL_KINDS)
         self.weight = _check_weight(weight)
         self.__dict__["vgg"] = load_vgg19_features(weights, vgg19_layer_index(layer))
-        self.criterion = criterion
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -160,9 +162,7 @@ class AdversarialLoss(nn.Module):
 
     def __init__(self, kind: str = "vanilla", weight: float = 1.0):
         super().__init__()
-        if kind not in ADVERSARIAL_KINDS:
-            raise ValueError(f"kind={kind!r} is not one of {', '.join(ADVERSARIAL_KINDS)}")
-        self.kind, self.weight = kind, _check_weight(weight)
+        self.kind, self.weight = _check_choice("kind", kind, ADVERSARIAL_KINDS), _check_weight(weight)
 
     def discriminator(self, real: Tensor, fake: Tensor) -> Tensor:
         """Loss that trains D to score `real` above `fake`."""

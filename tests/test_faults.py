@@ -10,6 +10,7 @@ import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.plugins.precision import MixedPrecision
 
 from medivision.inference.checkpoints import load_checkpoint
 from medivision.train import train
@@ -48,22 +49,34 @@ def read_metrics(folder) -> list[dict]:
         return list(csv.DictReader(file))
 
 
-@pytest.mark.parametrize("fused", [True, False])  # skipped on the device / decided by the host
-def test_a_nan_batch_is_skipped_and_counted(fused, kaggle_root, tmp_path):
+PRECISIONS = {
+    "32-true": {},
+    "bf16-mixed": {"precision": "bf16-mixed"},
+    # Lightning turns precision=16-mixed into bf16-mixed on a CPU; its plugin, given directly, keeps float16 and
+    # the GradScaler that skips non-finite updates itself, as on a GPU (float16 on a CPU takes about a minute).
+    "16-mixed": {"precision": None, "plugins": [MixedPrecision("16-mixed", "cpu")]},
+}
+
+
+@pytest.mark.parametrize(("fused", "precision"), [  # fused: skipped on the device; not fused: decided by the host
+    (True, "32-true"), (False, "32-true"), (True, "bf16-mixed"), (False, "bf16-mixed"),
+    pytest.param(True, "16-mixed", marks=pytest.mark.slow),
+])
+def test_a_nan_batch_is_skipped_and_counted(fused, precision, kaggle_root, tmp_path):
     cfg = compose_train(tiny(kaggle_root, tmp_path, "data._target_=tests.faults.NaNBatches", "+data.nan_batches=[1]",
                              "model.pretrain_epochs=0", "trainer.limit_train_batches=4", "logger=csv",
                              f"model.optimizer_g.fused={fused}", f"model.optimizer_d.fused={fused}"))
     weights = Weights()
     module = instantiate(cfg.model)
     callbacks = [instantiate(callback) for callback in cfg.callbacks.values()]
-    trainer = instantiate(cfg.trainer, logger=[instantiate(cfg.logger.csv)], callbacks=[*callbacks, weights])
+    trainer = instantiate(cfg.trainer, logger=[instantiate(cfg.logger.csv)], callbacks=[*callbacks, weights],
+                          **PRECISIONS[precision])
     trainer.fit(module, datamodule=instantiate(cfg.data))
     assert same(weights.before[1], weights.after[1])  # the NaN batch changed neither G nor D
     assert not same(weights.before[0], weights.after[0]) and not same(weights.before[2], weights.after[2])
     assert module.skipped_steps == 1 and module.bad_steps == 0
     checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
-    # Two optimizer steps per GAN batch; a fused optimizer is called for the skipped batch too, and counts it.
-    assert checkpoint["global_step"] == 2 * 4 if fused else 2 * 3
+    assert checkpoint["global_step"] == 2 * 4  # two optimizer steps per GAN batch, the skipped batch's included
     assert checkpoint["skipped_steps"] == 1 and all_finite(checkpoint["state_dict"])
     logged = [row["train/skipped_steps"] for row in read_metrics(tmp_path) if row.get("train/skipped_steps")]
     assert logged == ["1.0"]
@@ -114,3 +127,10 @@ def test_same_seed_and_config_give_identical_metrics(degradation, kaggle_root, t
     assert first_weights.keys() == second_weights.keys()
     assert all(torch.equal(first_weights[key], second_weights[key]) for key in first_weights)
     assert other != first  # the seed does matter, so equality above means something
+
+
+def test_float16_weights_are_refused_before_training(kaggle_root, tmp_path):
+    cfg = compose_train(tiny(kaggle_root, tmp_path, "trainer.precision=16-true", "logger=none"))
+    with pytest.raises(ValueError, match="trainer.precision=16-true keeps float16 weights.*use trainer.precision="):
+        train(cfg)
+    assert not (tmp_path / "checkpoints" / "last.ckpt").exists()  # refused before the first batch

@@ -90,7 +90,7 @@ class StepWatcher(L.Callback):
     def _snapshot(self, module):
         return {name: [p.detach().clone() for p in getattr(module, name).parameters()]
                 for name in ("generator", "discriminator")} | {
-            "d_grads": [p.grad.clone() for p in module.discriminator.parameters()]}
+            "d_grads": [None if p.grad is None else p.grad.clone() for p in module.discriminator.parameters()]}
 
     def on_before_optimizer_step(self, trainer, module, optimizer):
         self.snapshots.append(self._snapshot(module))
@@ -115,7 +115,8 @@ def test_discriminator_step_leaves_generator_unchanged_and_vice_versa(kaggle_roo
     assert not _same(before_d["discriminator"], before_g["discriminator"])  # ... but did train D
     assert _same(before_g["discriminator"], after["discriminator"])  # the G step did not touch D
     assert not _same(before_g["generator"], after["generator"])  # ... but did train G
-    assert _same(before_d["d_grads"], before_g["d_grads"])  # G's backward added no gradient to D
+    assert all(grad is not None for grad in before_d["d_grads"])  # callbacks see D's gradients before its update
+    assert all(grad is None for grad in before_g["d_grads"])  # the update used them up; G's backward added none
 
 
 def test_resume_from_last_checkpoint_continues_the_step_count(kaggle_root, tmp_path):

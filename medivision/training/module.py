@@ -1,7 +1,6 @@
 """The LightningModule: SRResNet pixel-loss pretraining, then the SRGAN stage, with an EMA generator."""
 
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TypeVar
 
 import lightning as L
@@ -18,7 +17,7 @@ from medivision.nets import ClampedGenerator, Discriminator, SRResNet
 from medivision.nets.speed import apply_speed_options
 from medivision.training.ema import EMA
 from medivision.training.losses import AdversarialLoss, GeneratorLoss, PerceptualLoss, PixelLoss
-from medivision.training.nan_guard import BadSteps, finite, step_unless
+from medivision.training.nan_guard import NaNGuard
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 T = TypeVar("T")
@@ -47,15 +46,13 @@ class SRModule(L.LightningModule):
     `intensity` is not used in training: checkpoints keep it, so that every tool feeds the model the way its
     data was mapped to [0, 1] (medivision.io.intensity).
 
-    A non-finite (NaN/Inf) loss skips the optimizer update it would feed: a bad discriminator loss skips
-    the whole batch (D, G and the EMA), a bad generator loss the G and EMA updates; either way the
-    networks' buffers that forward passes update (BatchNorm statistics, spectral-norm vectors) go back to
-    their values before the batch, so one bad batch leaves no NaN behind. This is decided on the device
-    (medivision.training.nan_guard): nothing in a training step waits for it. Skipped batches are counted
-    (`skipped_steps`, logged as train/skipped_steps each epoch) and left out of the epoch-mean losses;
-    when a check (every `log_every_n_steps` batches and at the epoch's end) finds that `max_bad_steps`
-    batches in a row were bad, training stops with TrainingDiverged. Weights in checkpoints written
-    meanwhile are those from before the bad batches.
+    A batch whose loss is not finite (NaN/Inf) changes nothing: the NaN guard (medivision.training.nan_guard)
+    skips each update whose gradients are not finite, holds the EMA and puts the networks' buffers (BatchNorm
+    statistics, spectral-norm vectors) back, all decided on the device, so that nothing in a training step
+    waits for it. Skipped batches are counted (`skipped_steps`, logged as train/skipped_steps each epoch) and
+    left out of the epoch-mean losses; when a check (every `log_every_n_steps` batches and at the epoch's end)
+    finds that `max_bad_steps` batches in a row were bad, training stops with TrainingDiverged. Weights in
+    checkpoints written meanwhile are those from before the bad batches.
     """
 
     def __init__(
@@ -85,7 +82,7 @@ class SRModule(L.LightningModule):
             raise ValueError(f"model.pretrain_epochs={pretrain_epochs} must be >= 0")
         if intensity not in INTENSITY_POLICIES:
             raise ValueError(f"model.intensity={intensity!r} is not one of {', '.join(INTENSITY_POLICIES)}")
-        self.bad = _configured("model.", BadSteps, max_bad_steps=max_bad_steps)
+        self.guard = _configured("model.", NaNGuard, max_bad_steps=max_bad_steps)
         self.optimizer_g, self.optimizer_d = optimizer_g, optimizer_d
         self.generator = _configured("model.generator.", SRResNet, **generator)
         if init_from:
@@ -118,37 +115,39 @@ class SRModule(L.LightningModule):
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
         lr, hr = batch["lr"], batch["hr"]
-        step = self.global_step
         optimizers = self.optimizers()
         opt_g, opt_d = optimizers if isinstance(optimizers, list) else (optimizers, None)
-        buffers = self._net_buffers()
-        before = [buffer.clone() for buffer in buffers]  # device copies of a few small tensors; no sync
+        self.guard.start_batch(self._net_buffers(), self.global_step)
         sr = self.generator(lr)
         losses = {}
-        d_ok = torch.ones((), dtype=torch.bool, device=lr.device)
         if self.gan_stage and opt_d is not None:
             with self.toggled_optimizer(opt_d):
                 losses["d_loss"] = self.losses.discriminator_loss(self.discriminator, sr, hr)
-                d_ok = self._agreed(finite(losses["d_loss"]))
-                self._optimize(opt_d, losses["d_loss"], ~d_ok)
+                self._update(opt_d, losses["d_loss"])
         with self.toggled_optimizer(opt_g):
             losses.update(self.losses(sr, hr, self.discriminator, self.gan_stage))
-            g_ok = self._agreed(finite(losses["g_loss"]))
-            self._optimize(opt_g, losses["g_loss"], ~(d_ok & g_ok))
-        ok = d_ok & g_ok
-        self.bad.restore(ok, buffers, before)
-        self.bad.record(d_ok, g_ok, step)
+            self._update(opt_g, losses["g_loss"])
+        ok = self.guard.end_batch(losses)
         self.ema.update(self.generator, self.global_step, accept=ok)
         self._log_losses(losses, ok, hr.shape[0])
+
+    def _update(self, optimizer, loss: Tensor) -> None:
+        """Backward, clipping and `optimizer`'s step, which the NaN guard skips when the gradients are not finite."""
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(self.guard.scale(loss))
+        if self.hparams.gradient_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip,
+                                gradient_clip_algorithm="norm")
+        optimizer.step()
+
+    def on_before_optimizer_step(self, optimizer) -> None:
+        """Inside optimizer.step(), after the callbacks' hooks: the NaN guard makes the update here."""
+        self.guard.step(optimizer)
 
     def _net_buffers(self) -> list[Tensor]:
         """The buffers of G and D (BatchNorm statistics, spectral-norm vectors), which forward passes change."""
         nets = [self.generator] + ([self.discriminator] if self.discriminator is not None else [])
         return [buffer for net in nets for buffer in net.buffers()]
-
-    def _agreed(self, ok: Tensor) -> Tensor:
-        """bool []: `ok` on every process (an all-reduce under DDP, on the device; no host wait)."""
-        return self.trainer.strategy.reduce(ok.float(), reduce_op="min").bool()
 
     def _log_losses(self, losses: dict[str, Tensor], ok: Tensor, batch_size: int) -> None:
         """train/<name>_step: this process's batch (NaN when it was skipped); train/<name>_epoch: the mean
@@ -161,35 +160,22 @@ class SRModule(L.LightningModule):
             mean.update(torch.where(ok, value.detach(), 0.0), ok * float(batch_size))
             self.log(f"train/{name}_epoch", mean, on_step=False, on_epoch=True)
 
-    def _optimize(self, optimizer, loss: Tensor, bad: Tensor) -> None:
-        """Backward and `optimizer`'s step, unless `bad` (bool [] tensor, decided on the device)."""
-        optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        if self.hparams.gradient_clip > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip,
-                                gradient_clip_algorithm="norm")
-        step_unless(optimizer.optimizer, optimizer.step, bad)
+    def on_fit_start(self) -> None:
+        self.guard.setup(self.trainer, self.device)
 
     def on_train_batch_end(self, outputs, batch: dict, batch_idx: int) -> None:
         if (batch_idx + 1) % self.trainer.log_every_n_steps == 0:
-            self._check_bad_steps()
-
-    def _check_bad_steps(self) -> None:
-        paths = [p for callback in self.trainer.checkpoint_callbacks
-                 for p in (callback.last_model_path, callback.best_model_path)]
-        written = [path for path in paths if path and Path(path).is_file()]
-        last = max(written, key=lambda path: Path(path).stat().st_mtime_ns, default="")
-        self.bad.check(self.current_epoch, last)
+            self.guard.check(self.trainer)
 
     @property
     def skipped_steps(self) -> int:
         """Training batches skipped so far in the run for a non-finite loss (reads a device counter)."""
-        return self.bad.state()["skipped_steps"]
+        return self.guard.state()["skipped_steps"]
 
     @property
     def bad_steps(self) -> int:
         """The bad batches in a row at the end of the last batch (reads a device counter)."""
-        return self.bad.state()["bad_steps"]
+        return self.guard.state()["bad_steps"]
 
     def on_train_epoch_start(self) -> None:
         """This epoch's learning rates: every schedule is stepped once per finished epoch. Counting up to
@@ -201,14 +187,14 @@ class SRModule(L.LightningModule):
                 scheduler.step()
 
     def on_train_epoch_end(self) -> None:
-        self._check_bad_steps()
-        self.log("train/skipped_steps", self.bad.skipped.float(), on_epoch=True)
+        self.guard.check(self.trainer)
+        self.log("train/skipped_steps", self.guard.skipped.float(), on_epoch=True)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint.update(self.bad.state())
+        checkpoint.update(self.guard.state())
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.bad.load_state(checkpoint)
+        self.guard.load_state(checkpoint)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "val")

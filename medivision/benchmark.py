@@ -23,6 +23,7 @@ from medivision.benchmarks.synthetic import write_kaggle_layout
 from medivision.benchmarks.table import format_report
 from medivision.benchmarks.training import measure_training
 from medivision.data.datamodule import SRDataModule
+from medivision.data.dataset import unit_range
 from medivision.data.decode import available_cpus
 from medivision.inference.checkpoints import load_generator
 from medivision.nets import SRResNet
@@ -94,7 +95,7 @@ def _inference(cfg: DictConfig, datamodule: SRDataModule, device: torch.device) 
     count = settings.images
     rows = torch.cat([datamodule.val_set.rows, datamodule.test_set.rows])[:count]
     lr = datamodule.evaluation_lr(torch.device("cpu"))[rows]
-    hr = torch.cat([datamodule.val_set.hr, datamodule.test_set.hr])[:count].float() / 255.0
+    hr = unit_range(torch.cat([datamodule.val_set.hr, datamodule.test_set.hr])[:count])
     result = measure_inference(generator, config, lr, hr, list(settings.batch_sizes), list(settings.variants),
                                settings.repeats, device, torch.get_num_threads())
     result["weights"] = str(cfg.ckpt) if cfg.ckpt else "random"

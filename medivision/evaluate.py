@@ -25,6 +25,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from medivision.data.datamodule import SRDataModule
+from medivision.data.dataset import unit_range
 from medivision.data.degradations import upsample_bicubic
 from medivision.inference.consistency import make_consistent
 from medivision.inference.models import SRModel, load_model
@@ -134,7 +135,7 @@ def _figure(result: Evaluation, model: SRModel, hr_uint8: torch.Tensor, datamodu
     picks = (("best", mine[-1]), ("median", mine[len(mine) // 2]), ("worst", mine[0]))
     cases = []
     for title, row in picks:
-        hr = hr_uint8[row["image"]][None].float() / 255.0
+        hr = unit_range(hr_uint8[row["image"]][None])
         lr = datamodule.evaluation_lr(torch.device("cpu"))[datamodule.test_set.rows[row["image"]]][None]
         caption = f"{title}: {row['class']} #{row['image']}\nPSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}"
         cases.append((caption, lr[0], upsample_bicubic(lr, datamodule.scale)[0], model(lr)[0], hr[0]))

@@ -7,18 +7,22 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from nibabel.testing import data_path
 from PIL import Image
 
 from medivision.data.decode import read_gray
 from medivision.data.volumes import read_volume
 from medivision.enhance import enhance
+from medivision.evaluate import evaluate
 from medivision.export import export
 from medivision.inference.models import load_model
 from medivision.io import images as image_files
 from medivision.io import nifti as nifti_files
 from medivision.io.intensity import IntensityMap
+from medivision.train import train
 from tests.clinic import compose_config
+from tests.training import compose_train, tiny
 
 ANATOMICAL = Path(data_path) / "anatomical.nii"  # a real 2 mm T1 volume that ships with nibabel
 
@@ -77,9 +81,44 @@ def test_the_top_of_the_range_survives_enhance(png16, tiny_checkpoint, tmp_path)
     assert IntensityMap.fit(values).from_unit(np.array([0.0, 1.0])).tolist() == [200, 65535]
 
 
-def test_checkpoints_and_exports_carry_the_policy(tiny_checkpoint, tmp_path):
-    model = load_model(tiny_checkpoint)
-    assert model.intensity == "minmax"
+@pytest.fixture(scope="module")
+def dtype_checkpoint(kaggle_root, tmp_path_factory) -> Path:
+    """A tiny model trained on data read with the dtype policy."""
+    out = tmp_path_factory.mktemp("dtype_run")
+    train(compose_train(tiny(kaggle_root, out, "data.intensity=dtype", "model.pretrain_epochs=1", "logger=none",
+                             "test=false")))
+    return out / "checkpoints" / "last.ckpt"
+
+
+def test_checkpoints_and_exports_carry_the_policy_and_evaluate_refuses_another(dtype_checkpoint, kaggle_root,
+                                                                               tmp_path):
+    assert load_model(dtype_checkpoint).intensity == "dtype"
     onnx = tmp_path / "model.onnx"
-    export(compose_config("export", [f"ckpt={tiny_checkpoint}", f"output={onnx}"]))
-    assert load_model(onnx).intensity == "minmax"
+    export(compose_config("export", [f"ckpt={dtype_checkpoint}", f"output={onnx}"]))
+    assert load_model(onnx).intensity == "dtype"
+    for ckpt in (dtype_checkpoint, onnx):
+        cfg = compose_config("evaluate", [f"ckpt={ckpt}", f"data.root={kaggle_root}",
+                                          f"data.cache_dir={tmp_path / 'cache'}", f"paths.output_dir={tmp_path}"])
+        with pytest.raises(ValueError, match="trained on data mapped to \\[0, 1\\] by the dtype policy, but "
+                                             "data.intensity=minmax: pass data.intensity=dtype"):
+            evaluate(cfg)
+
+
+def test_a_checkpoint_from_before_the_policy_was_recorded_reads_images_by_their_dtype(tiny_checkpoint, tmp_path):
+    assert load_model(tiny_checkpoint).intensity == "minmax"  # the default policy, recorded
+    checkpoint = torch.load(tiny_checkpoint, weights_only=True)
+    del checkpoint["hyper_parameters"]["intensity"]
+    torch.save(checkpoint, tmp_path / "old.ckpt")
+    assert load_model(tmp_path / "old.ckpt").intensity == "dtype"  # what training did then: /255, /65535
+
+
+def test_reorientation_carries_anisotropic_voxel_sizes(tmp_path):
+    data = np.random.default_rng(0).random((5, 6, 7)).astype(np.float32)
+    permuted = np.array([[0, 0, 2.0, 0], [-3.0, 0, 0, 0], [0, 1.5, 0, 0], [0, 0, 0, 1]])  # axes stored as S, R (flipped), A
+    path = tmp_path / "oblique.nii.gz"
+    nib.save(nib.Nifti1Image(data, permuted), str(path))
+    volume, spacing = read_volume(path)
+    reference = nib.as_closest_canonical(nib.load(str(path)))
+    np.testing.assert_allclose(volume, (np.asarray(reference.dataobj) - data.min()) / (data.max() - data.min()),
+                               atol=1e-6)
+    assert spacing == tuple(float(z) for z in reference.header.get_zooms()) == (2.0, 3.0, 1.5)

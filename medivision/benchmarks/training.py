@@ -26,6 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from medivision.benchmarks.clock import CpuUse, median, now
 from medivision.data.datamodule import SRDataModule
+from medivision.data.dataset import unit_range
 from medivision.data.degradations import degrade
 from medivision.data.device_batches import DeviceBatches
 from medivision.training.module import SRModule
@@ -94,7 +95,7 @@ def step_flops(cfg: DictConfig, datamodule: SRDataModule) -> float:
     """FLOPs of one GAN training step per image (forward and backward of G, D and VGG; 2 per multiply-add),
     counted by PyTorch's FlopCounterMode on a single image with a fresh eager copy of the model on the CPU."""
     plain = PlainLoop(instantiate(cfg.model, compile=False, channels_last=False), torch.device("cpu"), None)
-    hr = datamodule.train_set.hr[:1].float() / 255.0
+    hr = unit_range(datamodule.train_set.hr[:1])
     counter = FlopCounterMode(display=False)
     with counter:
         plain.step(degrade(hr, datamodule.scale, datamodule.degradation, datamodule.degradation_options), hr)

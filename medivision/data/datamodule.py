@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from medivision.data import degradations
 from medivision.data.build import SOURCES, load_source
-from medivision.data.dataset import HRDataset
+from medivision.data.dataset import HRDataset, unit_range
 from medivision.data.device_batches import DeviceBatches
 from medivision.data.loader import ResumableLoader
 from medivision.data.splits import SPLITS, make_splits
@@ -177,14 +177,14 @@ class SRDataModule(L.LightningDataModule):
     def evaluation_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """A collated validation/test batch {"hr" uint8, "label", "index"} on its device -> float HR in [0, 1]
         and its LR, looked up in `evaluation_lr` by "index" (what validation and test steps get)."""
-        hr = _unit_range(batch["hr"])
+        hr = unit_range(batch["hr"])
         lr = self.evaluation_lr(hr.device).index_select(0, batch["index"])
         return {"hr": hr, "lr": lr, "label": batch["label"]}
 
     def training_pair(self, hr: Tensor) -> tuple[Tensor, Tensor]:
         """HR [B, 1, H, W] (uint8 in [0, 255], or float in [0, 1]) on its device -> what a training step gets:
         float HR in [0, 1], randomly flipped/rotated when `augment`, and its LR with fresh noise."""
-        hr = _unit_range(hr)
+        hr = unit_range(hr)
         if self.augment:
             hr = degradations.augment(hr)
         return hr, degradations.degrade(hr, self.scale, self.degradation, self.degradation_options)
@@ -205,7 +205,7 @@ class SRDataModule(L.LightningDataModule):
                 for hr, rows in zip(dataset.hr.split(256), dataset.rows.split(256)):
                     seeds = degradations.sample_seeds(self.seed, rows) if noisy else None
                     table[rows.to(device)] = degradations.degrade(
-                        _unit_range(hr.to(device)), self.scale, self.degradation, self.degradation_options, seeds
+                        unit_range(hr.to(device)), self.scale, self.degradation, self.degradation_options, seeds
                     )
             self._evaluation_lr[device] = table
         return self._evaluation_lr[device]
@@ -290,11 +290,6 @@ class SRDataModule(L.LightningDataModule):
         return UnrepeatedDistributedSampler(
             dataset, num_replicas=self.trainer.world_size, rank=self.trainer.global_rank, shuffle=False
         )
-
-
-def _unit_range(hr: Tensor) -> Tensor:
-    """uint8 [0, 255] -> float [0, 1]; float input is taken as already in [0, 1]."""
-    return hr.float().div_(255.0) if hr.dtype == torch.uint8 else hr.float()
 
 
 def _subset(data: dict[str, Any], index: np.ndarray) -> HRDataset:

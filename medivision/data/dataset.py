@@ -7,6 +7,11 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 
+def unit_range(hr: Tensor) -> Tensor:
+    """Cached HR as the network sees it: uint8 [0, 255] -> float [0, 1]; float input is taken as already in [0, 1]."""
+    return hr.float().div_(255.0) if hr.dtype == torch.uint8 else hr.float()
+
+
 class HRDataset(Dataset):
     """Items are {"hr": uint8 [1, H, W] in [0, 255], "label": int64 scalar, "index": int64 scalar}.
 

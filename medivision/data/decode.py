@@ -25,7 +25,8 @@ def read_gray(path: str | os.PathLike, intensity: str = "minmax") -> np.ndarray:
     """An image file as a training image: float32 [H, W] in [0, 1].
 
     Read by the one image reader, as luminance, and mapped to [0, 1] by the intensity policy
-    (medivision.io.images.read_unit, medivision.io.intensity), exactly as enhance reads it.
+    (medivision.io.images.read_unit, medivision.io.intensity): a gray file exactly as enhance reads it (enhance
+    keeps colour files' channels, one map for all three).
     """
     unit, _ = read_unit(Path(path), intensity, gray=True)
     return unit[0]

@@ -8,6 +8,9 @@ import torch
 from medivision.nets import SRResNet
 
 EMA_PREFIX = "ema.module."
+# Models from before the policy was recorded read image files by their dtype's range (8 bits /255, 16 bits
+# /65535); NIfTI volumes were divided by a percentile, which no policy reproduces.
+UNRECORDED_INTENSITY = "dtype"
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -93,8 +96,7 @@ def load_generator(path: str | Path) -> TrainedGenerator:
             f"({_describe(config)}); {'; '.join(problems)}. Use a checkpoint written by medivision.train."
         )
     generator.load_state_dict(weights)
-    # Checkpoints from before the policy was recorded were trained on minmax-like data.
-    intensity = str((checkpoint.get("hyper_parameters") or {}).get("intensity", "minmax"))
+    intensity = str((checkpoint.get("hyper_parameters") or {}).get("intensity", UNRECORDED_INTENSITY))
     return TrainedGenerator(generator.eval().requires_grad_(False), config, intensity)
 
 

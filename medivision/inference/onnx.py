@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from medivision.inference.checkpoints import UNRECORDED_INTENSITY
+
 
 class OnnxSR:
     """An ONNX file written by medivision.export, run with onnxruntime on the CPU (or CUDA when asked)."""
@@ -31,7 +33,7 @@ class OnnxSR:
             raise ValueError(f"{path} has no 'scale' metadata: it was not written by medivision.export")
         self.scale = int(metadata["scale"])
         self.config = json.loads(metadata.get("generator", "{}"))
-        self.intensity = metadata.get("intensity", "minmax")  # files from before the policy was recorded
+        self.intensity = metadata.get("intensity", UNRECORDED_INTENSITY)
         self.input_name = self.session.get_inputs()[0].name
         self.name = Path(path).name
 

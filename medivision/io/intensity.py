@@ -1,7 +1,8 @@
 """The intensity policy: how stored pixel values become the network's [0, 1] and outputs go back, everywhere.
 
-Training (every data source), evaluate and enhance read a file through the one reader of its format
-(medivision.io.images, medivision.io.nifti, medivision.io.dicom) and map it with one IntensityMap:
+Training's data sources (images and NIfTI volumes, cached as uint8 after this map, which evaluate reads too) and
+enhance (images, NIfTI, DICOM) read a file through the one reader of its format (medivision.io.images,
+medivision.io.nifti, medivision.io.dicom) and map it with one IntensityMap:
 
     unit  = (value - low) / (high - low)            on the way in (NaN voxels become 0)
     value = low + unit * (high - low)                on the way out, rounded and cast to the stored dtype
@@ -14,9 +15,10 @@ with [low, high] chosen by the policy:
 
 Why not percentile scaling, the usual choice for MRI: it clips the brightest voxels, so outputs could not
 give them back. Here every output value lies in [low, high], inside the dtype: nothing is clipped, 16-bit data
-stays 16-bit, and an unchanged unit image maps back to the exact stored values. Checkpoints (data.intensity,
-kept by SRDataModule.state_dict) and exported files record the policy a model was trained with; evaluate and
-enhance use it.
+stays 16-bit, and an unchanged unit image maps back to the exact stored values. The cost of minmax: a few hot
+voxels darken the rest of a volume. Checkpoints (the model.intensity hyperparameter, which follows
+data.intensity) and exported ONNX files record the policy a model was trained with; evaluate refuses data read
+with another one, and enhance uses it.
 """
 
 from __future__ import annotations

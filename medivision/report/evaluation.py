@@ -16,12 +16,13 @@ CONSISTENT = " + consistency"
 
 
 def means(rows: Sequence[dict], methods: Sequence[str], key: str | None = None) -> dict:
-    """{method: {metric: mean}}, or with `key` (e.g. "class") {method: {key value: {metric: mean}}}."""
+    """{method: {metric: mean}}, or with `key` (e.g. "class") {method: {key value: {metric: mean}}}. The brain
+    metrics of images without brain (NaN) are left out of their means."""
     result = {}
     for method in methods:
         mine = [row for row in rows if row["method"] == method]
         if key is None:
-            result[method] = {metric: float(np.mean([row[metric] for row in mine])) for metric in METRICS}
+            result[method] = {metric: float(np.nanmean([row[metric] for row in mine])) for metric in METRICS}
         else:
             groups = sorted({row[key] for row in mine}, key=str)
             result[method] = {group: means([r for r in mine if r[key] == group], [method])[method] for group in groups}

@@ -11,15 +11,18 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from medivision.data.degradations import DegradationOptions, degrade
 
 METRICS = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lr_psnr")
+# An image identical to its reference (bicubic of a blank slice) would score inf; reported as this instead,
+# the PSNR of an MSE of 1e-12.
+MAX_PSNR = 120.0
 
 
 def psnr(sr: Tensor, hr: Tensor) -> Tensor:
-    """PSNR (dB, data range 1) of each image: float [B] from [B, C, H, W] in [0, 1]; identical images give inf.
+    """PSNR (dB, data range 1) of each image: float [B] from [B, C, H, W] in [0, 1], at most MAX_PSNR.
 
     The mean over a split is what training logs as val/psnr and test/psnr (PeakSignalNoiseRatio over
     dim (1, 2, 3)).
     """
-    return peak_signal_noise_ratio(sr, hr, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    return peak_signal_noise_ratio(sr, hr, data_range=1.0, reduction="none", dim=(1, 2, 3)).clamp_max(MAX_PSNR)
 
 
 def ssim(sr: Tensor, hr: Tensor) -> Tensor:
@@ -75,18 +78,20 @@ def image_metrics(sr: Tensor, hr: Tensor, lr: Tensor, mask: Tensor, scale: int,
 
     psnr, ssim: the whole image (see psnr and ssim).
     fg_psnr, fg_ssim: the same within `mask` only (PSNR over the mask's pixels; the SSIM map averaged
-    over them).
+    over them); NaN for an image whose mask is empty (no brain to score).
     lr_psnr: PSNR of degrade(SR) against LR, how far the output strays from what was measured.
     """
     weights = mask.float()
     pixels = weights.flatten(1).sum(1).clamp_min(1.0)
     whole, ssim_map = structural_similarity_index_measure(sr, hr, data_range=1.0, reduction="none",
                                                           return_full_image=True)
-    inside = [peak_signal_noise_ratio(s[m], h[m], data_range=1.0) for s, h, m in zip(sr, hr, mask)]
+    inside = [peak_signal_noise_ratio(s[m], h[m], data_range=1.0).clamp_max(MAX_PSNR) if m.any()
+              else sr.new_tensor(float("nan")) for s, h, m in zip(sr, hr, mask)]
     return {
         "psnr": psnr(sr, hr),
         "ssim": whole,
         "fg_psnr": torch.stack(inside),
-        "fg_ssim": (ssim_map * weights).flatten(1).sum(1) / pixels,
+        "fg_ssim": torch.where(weights.flatten(1).sum(1) > 0, (ssim_map * weights).flatten(1).sum(1) / pixels,
+                               float("nan")),
         "lr_psnr": lr_consistency_psnr(sr, lr, scale, degradation, options),
     }

@@ -11,6 +11,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from medivision.data.dataset import unit_range
+
 # One row of a panel: (row caption, lr [1, h, w], bicubic [1, H, W], sr [1, H, W], hr [1, H, W]), all in [0, 1].
 PanelRow = tuple[str, Tensor, Tensor, Tensor, Tensor]
 
@@ -26,13 +28,13 @@ def render_panel(rows: Sequence[PanelRow], error_gain: float = 4.0) -> np.ndarra
     LR is shown with nearest-neighbour pixels; the error map shows |SR - HR| from 0 (black) to 1/error_gain
     or more (white) in the inferno colour map.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     names = column_names(error_gain)
-    figure, axes = plt.subplots(len(rows), len(names), figsize=(2.4 * len(names), 2.6 * len(rows)), squeeze=False)
+    figure = Figure(figsize=(2.4 * len(names), 2.6 * len(rows)))
+    canvas = FigureCanvasAgg(figure)  # drawn off-screen, whatever backend the process uses
+    axes = figure.subplots(len(rows), len(names), squeeze=False)
     for row, (caption, lr, bicubic, sr, hr) in enumerate(rows):
         for column, image in enumerate((lr, bicubic, sr, hr)):
             axes[row, column].imshow(_plane(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -44,10 +46,8 @@ def render_panel(rows: Sequence[PanelRow], error_gain: float = 4.0) -> np.ndarra
             if row == 0:
                 axis.set_title(names[column], fontsize=8)
     figure.tight_layout()
-    figure.canvas.draw()
-    pixels = np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
-    plt.close(figure)
-    return pixels
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 def save_panel(path: Path, rows: Sequence[PanelRow], error_gain: float = 4.0) -> np.ndarray:
@@ -62,8 +62,7 @@ def brain_samples(hr: Tensor, count: int, level: float = 0.05) -> list[int]:
     """Positions of `count` images of `hr` (uint8 [N, 1, H, W] or float in [0, 1]) worth looking at: spread
     evenly over the images whose foreground (pixels above `level`) is at least the median, so that a panel
     shows brain rather than the empty edge slices a split may begin with."""
-    unit = hr.float() / 255.0 if hr.dtype == torch.uint8 else hr.float()
-    foreground = (unit > level).flatten(1).float().mean(1)
+    foreground = (unit_range(hr) > level).flatten(1).float().mean(1)
     candidates = torch.nonzero(foreground >= foreground.median()).flatten()
     count = min(count, len(candidates))
     picks = torch.linspace(0, len(candidates) - 1, count).round().long() if count else torch.zeros(0, dtype=torch.long)

@@ -25,9 +25,10 @@ def text_table(header: Sequence[str], rows: Sequence[Sequence[object]], indent: 
 
 
 def write_csv(path: Path, rows: Sequence[dict], columns: Sequence[str]) -> None:
-    """`rows` as a CSV file with a header of `columns` (keys missing from a row are left empty)."""
+    """`rows` as a CSV file with a header of `columns` (keys missing from a row are left empty; a key that is not
+    a column is an error)."""
     with open(path, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(columns), extrasaction="ignore")
+        writer = csv.DictWriter(file, fieldnames=list(columns))
         writer.writeheader()
         writer.writerows(rows)
 

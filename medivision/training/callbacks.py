@@ -13,8 +13,8 @@ from medivision.report.panels import brain_samples, column_names, save_panel
 class SamplePanels(L.Callback):
     """After each validation epoch: a panel of `num_images` validation images (LR, bicubic, SR, HR, error map).
 
-    The images are chosen once, spread over the validation images that show most brain (brain_samples), so
-    every epoch's panel shows the same anatomy. Saved as `<run dir>/samples/val_epochNNN.png` and logged to
+    The images are spread over the validation images that show most brain (brain_samples), the same ones every
+    epoch, so that the panels show the same anatomy. Saved as `<run dir>/samples/val_epochNNN.png` and logged to
     W&B as `val/samples` with the column names as caption. Rank 0 only.
     """
 

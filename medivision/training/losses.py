@@ -194,7 +194,8 @@ class AdversarialLoss(nn.Module):
 class GeneratorLoss(nn.Module):
     """The generator's loss recipe: weighted pixel + perceptual + adversarial terms and their sum.
 
-    perceptual and adversarial are None when their weight is 0 (or in an SRResNet run); a term is left out in
+    perceptual is None when its weight is 0 (or in an SRResNet run); the adversarial term is computed only with a
+    discriminator (none is built when its weight is 0); a term is left out in
     pixel-only pretraining (`gan_stage` False). Images [B, 1, H, W] in [0, 1]; every term a scalar tensor.
     """
 

@@ -125,23 +125,26 @@ class SRModule(L.LightningModule):
                 losses["d_loss"] = self.losses.discriminator_loss(self.discriminator, sr, hr)
                 self._update(opt_d, losses["d_loss"])
         with self.toggled_optimizer(opt_g):
+            earlier = [losses["d_loss"]] if "d_loss" in losses else []
             losses.update(self.losses(sr, hr, self.discriminator, self.gan_stage))
-            self._update(opt_g, losses["g_loss"])
-        ok = self.guard.end_batch(losses)
+            self._update(opt_g, losses["g_loss"], *earlier)
+        ok = self.guard.end_batch(losses, self.trainer.strategy.reduce)
         self.ema.update(self.generator, self.global_step, accept=ok)
         self._log_losses(losses, ok, hr.shape[0])
 
-    def _update(self, optimizer, loss: Tensor) -> None:
-        """Backward, clipping and `optimizer`'s step, which the NaN guard skips when the gradients are not finite."""
+    def _update(self, optimizer, loss: Tensor, *earlier: Tensor) -> None:
+        """Backward and `optimizer`'s step, which the NaN guard skips when this or an `earlier` loss of the batch
+        is not finite."""
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(self.guard.scale(loss))
-        if self.hparams.gradient_clip > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip,
-                                gradient_clip_algorithm="norm")
+        self.manual_backward(self.guard.scale(loss, *earlier))
         optimizer.step()
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        """Inside optimizer.step(), after the callbacks' hooks: the NaN guard makes the update here."""
+        """Inside optimizer.step(), after the callbacks' hooks and after a mixed-precision scaler unscaled the
+        gradients: clipping, then the NaN guard's update."""
+        if self.hparams.gradient_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip,
+                                gradient_clip_algorithm="norm")
         self.guard.step(optimizer)
 
     def _net_buffers(self) -> list[Tensor]:

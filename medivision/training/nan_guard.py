@@ -26,9 +26,9 @@ class NaNGuard(nn.Module):
     How a LightningModule with manual optimization uses it:
 
         guard.start_batch(buffers, global_step)    # before the forward passes of a training batch
-        self.manual_backward(guard.scale(loss))    # for each optimizer: backward, clip, then optimizer.step(),
-        guard.step(optimizer)                      #   and in on_before_optimizer_step(optimizer): the update
-        ok = guard.end_batch(losses)               # after the steps: bool [] on the device, False for a bad batch
+        self.manual_backward(guard.scale(loss, *earlier_losses))  # per optimizer: backward, then optimizer.step(),
+        guard.step(optimizer)                      #   and in on_before_optimizer_step(optimizer): clip, the update
+        ok = guard.end_batch(losses, reduce)       # after the steps: bool [] on the device, False for a bad batch
         guard.check(trainer)                       # now and then (reads the counts; raises TrainingDiverged)
 
     Skipping: an update whose gradients are not finite is skipped by torch.amp.GradScaler. Under 16-mixed it is
@@ -36,10 +36,14 @@ class NaNGuard(nn.Module):
     guard's own, kept at scale 1 so that it changes no number, steps in that hook: callbacks have seen the
     gradients by then, and the optimizer's own update that follows finds none left. With a fused optimizer
     (Adam, AdamW, SGD with fused=True) the scaler skips on the device; other optimizers make the host read its
-    flag once per step. Lightning counts every step, skipped or not, in global_step. A batch is bad when its
-    discriminator or generator loss is not finite on some process; then the buffers forward passes changed
+    flag once per step. Lightning counts every step, skipped or not, in global_step.
+
+    A batch is bad when one of its losses is not finite on some process. Its updates are all skipped: a
+    non-finite loss gives non-finite gradients, and `scale` turns a later loss NaN when an earlier one of the
+    batch was not finite (the generator's after a bad discriminator loss). The buffers forward passes changed
     (BatchNorm statistics, spectral-norm vectors) go back to their values from before the batch (torch.where,
-    on the device), and `end_batch` returns False so the caller can hold its EMA.
+    on the device), and `end_batch` returns False so the caller can hold its EMA. Finite losses whose
+    gradients overflow (float16) are skipped by the scaler as in any mixed-precision run, and not counted.
 
     Counting: device tensors, read by the host only in `check` and `state`.
     """
@@ -53,7 +57,6 @@ class NaNGuard(nn.Module):
             self.register_buffer(name, torch.zeros((), dtype=torch.long), persistent=False)
         self.reported = 0  # skipped batches already warned about
         self.scaler: torch.amp.GradScaler | None = None
-        self._agree: Callable[[Tensor], Tensor] = lambda ok: ok
         self._watched: list[Tensor] = []
         self._saved: list[Tensor] = []
         self._global_step = 0
@@ -66,8 +69,6 @@ class NaNGuard(nn.Module):
                              "cannot skip: use trainer.precision=16-mixed or bf16-mixed")
         lightning_scaler = getattr(trainer.precision_plugin, "scaler", None)
         self.scaler = None if lightning_scaler is not None else torch.amp.GradScaler(device.type, init_scale=1.0)
-        # One all-reduce of the flags under DDP, on the device: a batch is bad everywhere when it is bad anywhere.
-        self._agree = lambda ok: trainer.strategy.reduce(ok.float(), reduce_op="min").bool()
 
     def start_batch(self, buffers: Sequence[Tensor], global_step: int) -> None:
         """Remember `buffers` (device copies of a few small tensors; no sync) and the step the batch starts at."""
@@ -75,8 +76,11 @@ class NaNGuard(nn.Module):
         self._watched = list(buffers)
         self._saved = [buffer.clone() for buffer in self._watched]
 
-    def scale(self, loss: Tensor) -> Tensor:
-        """The loss to back-propagate: unchanged in value (scale 1, or Lightning's scaler scales it itself)."""
+    def scale(self, loss: Tensor, *earlier: Tensor) -> Tensor:
+        """The loss to back-propagate: unchanged in value (scale 1, or Lightning's scaler scales it itself) when
+        the `earlier` losses of the batch are finite, NaN (so that this update is skipped too) when one is not."""
+        for other in earlier:
+            loss = loss * torch.where(torch.isfinite(other.detach()), 1.0, float("nan"))
         return self.scaler.scale(loss) if self.scaler is not None else loss
 
     def step(self, optimizer: torch.optim.Optimizer) -> None:
@@ -88,12 +92,13 @@ class NaNGuard(nn.Module):
         self.scaler.update(1.0)
         optimizer.zero_grad(set_to_none=True)  # the update is made: optimizer.step() goes on and finds no gradients
 
-    def end_batch(self, losses: dict[str, Tensor]) -> Tensor:
-        """bool [] on the device: whether every loss of the batch was finite on every process. A bad batch has
-        its buffers put back and is counted."""
+    def end_batch(self, losses: dict[str, Tensor], reduce: Callable[..., Tensor]) -> Tensor:
+        """bool [] on the device: whether every loss of the batch was finite on every process (`reduce`: the
+        strategy's, one all-reduce of two flags under DDP). A bad batch has its buffers put back and is counted."""
         g_loss = losses["g_loss"]
         d_loss = losses.get("d_loss", g_loss.new_zeros(()))
-        d_ok, g_ok = self._agree(torch.stack([torch.isfinite(d_loss).all(), torch.isfinite(g_loss).all()]))
+        finite = torch.stack([torch.isfinite(d_loss).all(), torch.isfinite(g_loss).all()])
+        d_ok, g_ok = reduce(finite.float(), reduce_op="min").bool()
         ok = d_ok & g_ok
         for buffer, saved in zip(self._watched, self._saved):
             buffer.copy_(torch.where(ok, buffer, saved))

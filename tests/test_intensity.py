@@ -114,7 +114,8 @@ def test_a_checkpoint_from_before_the_policy_was_recorded_reads_images_by_their_
 
 def test_reorientation_carries_anisotropic_voxel_sizes(tmp_path):
     data = np.random.default_rng(0).random((5, 6, 7)).astype(np.float32)
-    permuted = np.array([[0, 0, 2.0, 0], [-3.0, 0, 0, 0], [0, 1.5, 0, 0], [0, 0, 0, 1]])  # axes stored as S, R (flipped), A
+    # array axes stored as superior, right-to-left and anterior, with 2, 3 and 1.5 mm voxels
+    permuted = np.array([[0, 0, 2.0, 0], [-3.0, 0, 0, 0], [0, 1.5, 0, 0], [0, 0, 0, 1]])
     path = tmp_path / "oblique.nii.gz"
     nib.save(nib.Nifti1Image(data, permuted), str(path))
     volume, spacing = read_volume(path)

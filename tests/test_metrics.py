@@ -6,6 +6,7 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torchmetrics.functional.image import structural_similarity_index_measure
 
+from medivision.report.panels import brain_samples
 from medivision.training.module import _metrics
 from tests.reference import ssim_map
 
@@ -51,3 +52,12 @@ def test_psnr_is_per_image_then_averaged():
     metrics = _metrics()
     metrics["psnr"].update(sr, hr)
     assert metrics["psnr"].compute().item() == pytest.approx((20.0 + 40.0) / 2, abs=1e-3)
+
+
+def test_panel_samples_show_brain_not_the_empty_edge_slices():
+    hr = torch.zeros(10, 1, 16, 16, dtype=torch.uint8)
+    hr[4:, :, 2:14, 2:14] = 200  # the first four images are empty, as a split's edge slices can be
+    hr[7, :, 6:10, 6:10] = 0  # and one brain image shows less than the median
+    picks = brain_samples(hr, 3)
+    assert len(picks) == 3 and all(pick >= 4 and pick != 7 for pick in picks)
+    assert picks == sorted(set(picks))  # spread, no image twice

@@ -10,9 +10,11 @@ run reports how far degrade(SR) lies from the input (LR-consistency PSNR). Runs 
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import hydra
@@ -28,6 +30,7 @@ from medivision.inference.tiling import super_resolve
 from medivision.io import dicom as dicom_files
 from medivision.io import images as image_files
 from medivision.io import nifti as nifti_files
+from medivision.io.dicom_derived import DerivedSeries, derive
 from medivision.io.formats import ESTIMATE_NOTE
 from medivision.io.intensity import INTENSITY_POLICIES, IntensityMap
 from medivision.io.outputs import Plan, plan
@@ -69,7 +72,7 @@ class Upscaler:
 
 @dataclass
 class Report:
-    """What a run did: files written, files skipped with the reason, LR-consistency PSNR of each image."""
+    """What a run did: files written, files skipped with the reason, LR-consistency PSNR of each image/frame."""
 
     written: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
@@ -77,6 +80,15 @@ class Report:
     seconds: float = 0.0
     ignored: int = 0
     model: str = ""
+
+    def add(self, result: tuple[list[Path], list[float]] | None) -> None:
+        """Count one file's outputs and LR-consistency PSNRs (None: the file was skipped)."""
+        if result is not None:
+            self.written += result[0]
+            self.lr_psnr += result[1]
+
+    def skip(self, source: Path, reason: str) -> None:
+        self.skipped.append((source, reason))
 
     def summary(self) -> str:
         lines = [f"enhanced {len(self.written)} files ({len(self.lr_psnr)} images/slices) in {self.seconds:.1f} s "
@@ -90,14 +102,22 @@ class Report:
         if self.ignored:
             lines.append(f"ignored {self.ignored} files that are not images, DICOM or NIfTI")
         if self.skipped:
-            lines.append(f"skipped {len(self.skipped)} unreadable files: " + "; ".join(
-                f"{reason}" for _, reason in self.skipped[:5]) + (" ..." if len(self.skipped) > 5 else ""))
+            lines.append(f"skipped {len(self.skipped)} of {len(self.skipped) + len(self.written)} files: "
+                         + self.skipped_text(5))
         lines.append("The outputs are model estimates, not measurements; their metadata says so.")
         return "\n".join(lines)
 
+    def skipped_text(self, most: int) -> str:
+        """The first `most` reasons for skipping, on one line."""
+        return "; ".join(reason for _, reason in self.skipped[:most]) + (" ..." if len(self.skipped) > most else "")
+
 
 def enhance(cfg: DictConfig) -> Report:
-    """Super-resolve cfg.input into cfg.output (see conf/enhance.yaml). Raises if nothing could be enhanced."""
+    """Super-resolve cfg.input into cfg.output (see conf/enhance.yaml).
+
+    A file that fails at any step (read, decode, model, write) is skipped with its reason and the rest is
+    done. Raises ValueError when nothing was written, or with cfg.strict when anything was skipped.
+    """
     todo = plan(cfg.input, cfg.output, cfg.dicom_format, cfg.overwrite, cfg.allow_inside_input)
     if cfg.axis not in (0, 1, 2):
         raise ValueError(f"axis={cfg.axis} must be 0, 1 or 2 (the NIfTI array axis slices are cut across)")
@@ -119,14 +139,18 @@ def enhance(cfg: DictConfig) -> Report:
     start = time.perf_counter()
     with tqdm(total=len(todo.images) + len(todo.dicom), unit="image", disable=_quiet(todo), leave=False) as bar:
         for source, target in todo.images:
-            _attempt(report, source, lambda s=source, t=target: _image(s, t, upscaler, intensity, note, bar))
+            report.add(_attempt(report, source, partial(_image, source, target, upscaler, intensity, note, bar)))
         _dicom(todo.dicom, upscaler, intensity, cfg.dicom_format, note, report, bar)
         for source, target in todo.nifti:
-            _attempt(report, source,
-                     lambda s=source, t=target: _volume(s, t, upscaler, intensity, cfg.axis, note, bar))
+            report.add(_attempt(report, source,
+                                partial(_volume, source, target, upscaler, intensity, cfg.axis, note, bar)))
     report.seconds = time.perf_counter() - start
     if not report.written:
-        raise ValueError(report.skipped[0][1])
+        raise ValueError(report.skipped[0][1] if len(report.skipped) == 1 else (
+            f"none of the {len(report.skipped)} input files could be enhanced: {report.skipped_text(3)}"))
+    if cfg.strict and report.skipped:
+        raise ValueError(f"strict=true: {len(report.skipped)} of {len(todo.pairs)} files were skipped "
+                         f"({report.skipped_text(3)}); the other {len(report.written)} outputs are written")
     return report
 
 
@@ -134,16 +158,23 @@ def _quiet(todo: Plan) -> bool:
     return len(todo.pairs) < 2 and not todo.nifti
 
 
-def _attempt(report: Report, source: Path, work) -> None:
-    """Run one file's work, adding its outputs to the report; an unreadable file is skipped, not fatal."""
+def _attempt(report: Report, source: Path, work):
+    """work()'s result, or None when it failed: that file is skipped with its reason, and the run goes on.
+
+    ValueError is bad input, said in one line by the reader or writer. Anything else (a decoder, the model
+    on an odd image, a full disk, or a bug) is logged with its traceback, so that no failure goes unseen;
+    KeyboardInterrupt and SystemExit are not caught.
+    """
     try:
-        written, lr_psnr = work()
+        return work()
     except ValueError as error:
-        logger.warning("skipped %s", error)
-        report.skipped.append((source, str(error)))
-        return
-    report.written += written
-    report.lr_psnr += lr_psnr
+        reason = str(error) if str(source) in str(error) else f"{source}: {error}"
+        logger.warning("skipped %s", reason)
+    except Exception as error:
+        reason = f"{source}: {type(error).__name__}: {error}".replace("\n", " ")
+        logger.warning("skipped %s", reason, exc_info=True)
+    report.skip(source, reason)
+    return None
 
 
 def _image(source: Path, target: Path, upscaler: Upscaler, intensity: str, note: str, bar) -> tuple[list, list]:
@@ -161,49 +192,74 @@ def _volume(source: Path, target: Path, upscaler: Upscaler, intensity: str, axis
     image, unit, mapping = nifti_files.read_unit(source, intensity)
     slices = nifti_files.to_slices(unit, axis)
     bar.total += len(slices)
-    out, lr_psnr = [], []
-    for start in range(0, len(slices), upscaler.batch_size):
-        sr, values = upscaler(slices[start:start + upscaler.batch_size])
-        out.append(mapping.from_unit(sr))  # back to stored values chunk by chunk: memory stays near the output's
-        lr_psnr += values
-        bar.update(len(sr))
-    derived = nifti_files.derive(image, nifti_files.from_slices(np.concatenate(out), axis), axis,
-                                 upscaler.model.scale, note)
+    stored, lr_psnr = _upscale(slices, upscaler, mapping.from_unit, bar)
+    derived = nifti_files.derive(image, nifti_files.from_slices(stored, axis), axis, upscaler.model.scale, note)
     target.parent.mkdir(parents=True, exist_ok=True)
     nifti_files.write_nifti(target, derived)
     return [target], lr_psnr
 
 
+def _upscale(unit: np.ndarray, upscaler: Upscaler, keep, bar) -> tuple[np.ndarray, list[float]]:
+    """unit [N, C, h, w] in [0, 1] -> (keep(SR) [N, C, s*h, s*w], LR-consistency PSNR per image).
+
+    `batch_size` images at a time, each chunk passed through `keep` (e.g. back to stored values) at once, so
+    that memory stays near the output's.
+    """
+    out, lr_psnr = [], []
+    for start in range(0, len(unit), upscaler.batch_size):
+        sr, values = upscaler(unit[start:start + upscaler.batch_size])
+        out.append(keep(sr))
+        lr_psnr += values
+        bar.update(len(sr))
+    return np.concatenate(out), lr_psnr
+
+
 def _dicom(pairs: list[tuple[Path, Path]], upscaler: Upscaler, intensity: str, dicom_format: str, note: str,
            report: Report, bar) -> None:
-    """DICOM files grouped into series; each series gets one intensity map and one new Series Instance UID."""
+    """DICOM files grouped into series, each written to one new series; a file that fails is skipped alone.
+
+    The single-frame files of a series with the same pixel type share one intensity map (they are slices
+    of one volume); a multi-frame object has its own, for all its frames.
+    """
     loaded, targets = [], {}
     for source, target in pairs:
-        try:
-            dataset, pixels = dicom_files.read_dicom(source)
-        except ValueError as error:
-            logger.warning("skipped %s", error)
-            report.skipped.append((source, str(error)))
+        read = _attempt(report, source, partial(dicom_files.read_dicom, source))
+        if read is None:
             bar.update()
             continue
-        loaded.append((source, dataset))
-        targets[source] = (target, pixels)
+        loaded.append((source, read[0]))
+        targets[source] = (target, read[1])
+        bar.total += len(read[1]) - 1  # the bar counts frames
+    start = datetime.datetime.now()
     for members in dicom_files.sort_series(loaded).values():
-        stored = [targets[source][1] for source, _ in members]
-        mapping = IntensityMap.fit(np.concatenate([pixels.ravel() for pixels in stored]), intensity)
-        series_uid = dicom_files.new_series_uid()
-        for (source, dataset), pixels in zip(members, stored):
-            sr, lr_psnr = upscaler(mapping.to_unit(pixels)[None])
-            target = targets[source][0]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if dicom_format == "png":
-                _dicom_png(target, sr[0], mapping, dataset, note)
-            else:
-                derived = dicom_files.derive(dataset, mapping.from_unit(sr[0]), upscaler.model.scale, series_uid, note)
-                dicom_files.write_dicom(target, derived)
-            report.written.append(target)
-            report.lr_psnr += lr_psnr
-            bar.update()
+        series = DerivedSeries.beside(members[0][1], start)
+        groups: dict[tuple, list] = {}
+        for member in members:
+            stored = targets[member[0]][1]
+            key = (member[0],) if len(stored) > 1 else (stored.dtype, stored.shape[1])
+            groups.setdefault(key, []).append(member)
+        for group in groups.values():
+            mapping = IntensityMap.fit(np.concatenate([targets[source][1].ravel() for source, _ in group]), intensity)
+            for source, dataset in group:
+                target, stored = targets[source]
+                report.add(_attempt(report, source, partial(
+                    _dicom_file, source, target, dataset, stored, mapping, series, upscaler, dicom_format, note, bar)))
+
+
+def _dicom_file(source: Path, target: Path, dataset, stored: np.ndarray, mapping: IntensityMap,
+                series: DerivedSeries, upscaler: Upscaler, dicom_format: str, note: str, bar) -> tuple[list, list]:
+    """One DICOM object, every frame super-resolved, written as one derived object (or, one frame, a PNG)."""
+    if dicom_format == "png" and len(stored) > 1:
+        raise ValueError(f"{source} holds {len(stored)} frames: dicom_format=png writes single-frame images, "
+                         "so enhance it with dicom_format=dicom")
+    keep = (lambda unit: unit) if dicom_format == "png" else mapping.from_unit
+    sr, lr_psnr = _upscale(mapping.to_unit(stored), upscaler, keep, bar)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if dicom_format == "png":
+        _dicom_png(target, sr[0], mapping, dataset, note)
+    else:
+        dicom_files.write_dicom(target, derive(dataset, sr, upscaler.model.scale, series, note))
+    return [target], lr_psnr
 
 
 def _dicom_png(target: Path, unit: np.ndarray, mapping: IntensityMap, dataset, note: str) -> None:

@@ -233,7 +233,7 @@ def test_bad_files_in_a_folder_are_skipped_and_counted(tiny_checkpoint, tmp_path
     (tmp_path / "series" / "broken.dcm").write_bytes(b"garbage")
     report = run(tiny_checkpoint, tmp_path / "series", tmp_path / "out")
     assert len(report.written) == 2 and [path.name for path, _ in report.skipped] == ["broken.dcm"]
-    assert "skipped 1 unreadable files" in report.summary()
+    assert "skipped 1 of 3 files" in report.summary()
 
 
 def test_four_dimensional_nifti(tiny_checkpoint, tmp_path):

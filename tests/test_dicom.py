@@ -1,0 +1,220 @@
+"""DICOM in `medivision.enhance` on pydicom's own test files: every transfer syntax, multi-frame objects,
+the conventions of derived images, and folders in which some files fail."""
+
+import datetime
+import shutil
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+from pydicom.uid import ExplicitVRLittleEndian
+
+import medivision.enhance
+from tests.clinic import write_dicom_series
+from tests.test_enhance import run
+
+# One MR slice in every lossless encoding pydicom ships: the same stored values in each.
+MR_SMALL = ("MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm",
+            "MR_small_padded.dcm", "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm")
+
+
+def bundled(name):
+    """A test file that ships inside pydicom's wheel."""
+    return get_testdata_file(name, download=False)
+
+
+def external(name):
+    """A test file of the pydicom-data package (a dev dependency), or the test is skipped."""
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"{name} comes with pydicom's test data package: pip install pydicom-data")
+    return path
+
+
+def copy_in(folder, names, find=bundled):
+    folder.mkdir(exist_ok=True)
+    for name in names:
+        shutil.copy(find(name), folder / name)
+    return folder
+
+
+def assert_uncompressed_little_endian(dataset):
+    assert dataset.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+    assert dataset.original_encoding == (False, True)  # as read back: explicit VR, little endian
+    frames = int(dataset.get("NumberOfFrames") or 1)
+    expected = dataset.Rows * dataset.Columns * dataset.SamplesPerPixel * frames * dataset.BitsAllocated // 8
+    assert len(dataset.PixelData) == expected + expected % 2  # native pixels, not an encapsulated stream
+
+
+def test_every_encoding_of_an_mr_slice_gives_the_same_uncompressed_output(tiny_checkpoint, tmp_path):
+    report = run(tiny_checkpoint, copy_in(tmp_path / "in", MR_SMALL), tmp_path / "out")
+    assert sorted(path.name for path in report.written) == sorted(MR_SMALL) and not report.skipped
+    reference = pydicom.dcmread(tmp_path / "out" / "MR_small.dcm").pixel_array
+    source = pydicom.dcmread(bundled("MR_small.dcm")).pixel_array
+    assert reference.shape == (256, 256) and source.min() <= reference.min() <= reference.max() <= source.max()
+    for name in MR_SMALL:
+        derived = pydicom.dcmread(tmp_path / "out" / name)
+        assert_uncompressed_little_endian(derived)
+        assert np.array_equal(derived.pixel_array, reference), name  # big endian and compressed read alike
+
+
+@pytest.mark.slow  # 512x512 and 1024x256 inputs: about 5 s each on two cores
+@pytest.mark.parametrize("name, syntax, lossy", [
+    ("image_dfl.dcm", "Deflated Explicit VR Little Endian", None),
+    ("JPGExtended.dcm", "JPEG Extended (Process 2 and 4)", "01"),  # 12-bit lossy JPEG
+    ("JPEG2000.dcm", "JPEG 2000 Image Compression", "01"),  # the source says it was lossy compressed
+])
+def test_deflated_and_compressed_files_are_enhanced(tiny_checkpoint, tmp_path, name, syntax, lossy):
+    source = pydicom.dcmread(bundled(name))
+    assert source.file_meta.TransferSyntaxUID.name == syntax
+    (written,) = run(tiny_checkpoint, bundled(name), tmp_path / name).written
+    derived = pydicom.dcmread(written)
+    assert_uncompressed_little_endian(derived)
+    assert (derived.Rows, derived.Columns, derived.BitsStored) == (source.Rows * 4, source.Columns * 4,
+                                                                   source.BitsStored)
+    pixels, stored = derived.pixel_array, source.pixel_array
+    assert stored.min() <= pixels.min() and pixels.max() <= stored.max() and pixels.max() > stored.max() / 2
+    assert derived.get("LossyImageCompression") == lossy  # once lossy compressed, always flagged so
+
+
+def test_damaged_files_are_skipped_with_their_reason(tiny_checkpoint, tmp_path):
+    folder = copy_in(tmp_path / "in", ["JPEG-lossy.dcm", "MR_small.dcm", "MR_truncated.dcm"])
+    report = run(tiny_checkpoint, folder, tmp_path / "out")
+    assert report.written == [tmp_path / "out" / "MR_small.dcm"]
+    reasons = dict((path.name, reason) for path, reason in report.skipped)
+    # JPEG-lossy.dcm is pydicom's non-conformant 12-bit JPEG (JPGExtended.dcm is the fixed copy)
+    assert "JPEG-lossy.dcm: its pixel data cannot be decoded (transfer syntax JPEG Extended" in (
+        reasons["JPEG-lossy.dcm"])
+    assert "MR_truncated.dcm: its pixel data cannot be decoded" in reasons["MR_truncated.dcm"]
+    assert "less than expected" in reasons["MR_truncated.dcm"]
+    assert all("\n" not in reason for reason in reasons.values())
+    assert "skipped 2 of 3 files" in report.summary()
+
+
+def test_a_bad_file_first_in_the_middle_or_last_never_stops_the_folder(tiny_checkpoint, tmp_path, monkeypatch):
+    folder = tmp_path / "in"
+    write_dicom_series(folder, count=2)  # slice000.dcm, slice001.dcm: good
+    (folder / "a_garbage.dcm").write_bytes(b"\x00" * 200)  # read fails, sorts first
+    shutil.copy(bundled("MR_truncated.dcm"), folder / "m_truncated.dcm")  # decoding fails, in the middle
+    shutil.copy(bundled("MR_small.dcm"), folder / "n_model.dcm")  # the model fails on it (below)
+    shutil.copy(bundled("MR_small.dcm"), folder / "z_unwritable.dcm")  # writing fails, sorts last
+    (tmp_path / "out" / "z_unwritable.dcm").mkdir(parents=True)  # a folder where its output file should go
+    super_resolve = medivision.enhance.super_resolve
+
+    def failing_on_64_pixel_rows(model, lr, *args):
+        if lr.shape[-2] == 64 and lr.shape[-1] == 64 and not failing_on_64_pixel_rows.failed:
+            failing_on_64_pixel_rows.failed = True
+            raise RuntimeError("not enough memory: you tried to allocate 1099511627776 bytes")
+        return super_resolve(model, lr, *args)
+
+    failing_on_64_pixel_rows.failed = False
+    monkeypatch.setattr(medivision.enhance, "super_resolve", failing_on_64_pixel_rows)
+    report = run(tiny_checkpoint, folder, tmp_path / "out", "overwrite=true")
+    assert sorted(path.name for path in report.written) == ["slice000.dcm", "slice001.dcm"]
+    reasons = dict((path.name, reason) for path, reason in report.skipped)
+    assert sorted(reasons) == ["a_garbage.dcm", "m_truncated.dcm", "n_model.dcm", "z_unwritable.dcm"]
+    assert "a_garbage.dcm cannot be read as DICOM" in reasons["a_garbage.dcm"]
+    assert "RuntimeError: not enough memory" in reasons["n_model.dcm"]
+    assert "z_unwritable.dcm: IsADirectoryError" in reasons["z_unwritable.dcm"]
+    assert "skipped 4 of 6 files" in report.summary()
+
+    # into a fresh folder, with the model working: only the two unreadable files are skipped
+    with pytest.raises(ValueError, match=r"strict=true: 2 of 6 files were skipped \(.*a_garbage.dcm cannot be read"
+                                         r".*; the other 4 outputs are written"):
+        run(tiny_checkpoint, folder, tmp_path / "strict", "strict=true")
+    assert len(list((tmp_path / "strict").iterdir())) == 4
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("a_garbage.dcm", "m_truncated.dcm"):
+        shutil.copy(folder / name, bad / name)
+    with pytest.raises(ValueError, match="none of the 2 input files could be enhanced: .*a_garbage.dcm cannot"):
+        run(tiny_checkpoint, bad, tmp_path / "none")
+
+
+def test_derived_series_follows_the_conventions_for_derived_images(tiny_checkpoint, tmp_path):
+    sources = write_dicom_series(tmp_path / "series", count=2)
+    with_private = pydicom.dcmread(sources[0])
+    block = with_private.private_block(0x0029, "ACME scanner", create=True)
+    block.add_new(0x10, "LO", "vendor detail about the acquired pixels")
+    with_private.save_as(sources[0])
+    before = datetime.datetime.now().replace(microsecond=0)
+    run(tiny_checkpoint, tmp_path / "series", tmp_path / "out")
+    outputs = [pydicom.dcmread(tmp_path / "out" / path.name) for path in sources]
+    for source, derived in zip(map(pydicom.dcmread, sources), outputs):
+        assert derived.SeriesNumber == source.SeriesNumber + 1000
+        created = datetime.datetime.strptime(derived.InstanceCreationDate + derived.InstanceCreationTime,
+                                             "%Y%m%d%H%M%S")
+        series = datetime.datetime.strptime(derived.SeriesDate + derived.SeriesTime, "%Y%m%d%H%M%S")
+        assert before <= series <= created <= datetime.datetime.now()
+        assert (derived.ContentDate, derived.ContentTime) == (derived.InstanceCreationDate,
+                                                              derived.InstanceCreationTime)
+        (code,) = derived.DerivationCodeSequence
+        assert (code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning) == ("113085", "DCM",
+                                                                                  "Spatial resampling")
+        (reference,) = derived.SourceImageSequence
+        assert (reference.ReferencedSOPClassUID, reference.ReferencedSOPInstanceUID) == (source.SOPClassUID,
+                                                                                          source.SOPInstanceUID)
+        (purpose,) = reference.PurposeOfReferenceCodeSequence
+        assert (purpose.CodeValue, purpose.CodingSchemeDesignator, purpose.CodeMeaning) == (
+            "121322", "DCM", "Source image for image processing operation")
+        assert list(derived.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+        assert not any(element.tag.is_private for element in derived)  # private elements are dropped
+    assert len({(ds.SeriesInstanceUID, ds.SeriesNumber, ds.SeriesDate, ds.SeriesTime) for ds in outputs}) == 1
+
+
+def test_multi_frame_object_becomes_one_derived_multi_frame_object(tiny_checkpoint, tmp_path):
+    source = pydicom.dcmread(bundled("SC_rgb_rle_2frame.dcm"))  # RGB, 2 frames, RLE
+    report = run(tiny_checkpoint, bundled("SC_rgb_rle_2frame.dcm"), tmp_path / "out.dcm")
+    derived = pydicom.dcmread(report.written[0])
+    assert_uncompressed_little_endian(derived)
+    assert derived.NumberOfFrames == 2 and derived.PhotometricInterpretation == "RGB" and len(report.lr_psnr) == 2
+    pixels, stored = derived.pixel_array, source.pixel_array
+    assert pixels.shape == (2, 400, 400, 3) and pixels.dtype == np.uint8
+    blocks = pixels.reshape(2, 100, 4, 100, 4, 3).mean(axis=(2, 4))  # back on the source grid
+    for frame in range(2):  # each output frame is its own source frame, super-resolved
+        error = np.abs(blocks - stored[frame]).mean(axis=(1, 2, 3))
+        assert error[frame] < 0.25 * error[1 - frame]
+
+
+def test_enhanced_mr_multi_frame_with_one_intensity_map(tiny_checkpoint, tmp_path):
+    path = external("emri_small.dcm")  # Enhanced MR Image Storage, 10 frames, 12 bits in 16
+    source = pydicom.dcmread(path)
+    report = run(tiny_checkpoint, path, tmp_path / "out.dcm")
+    derived = pydicom.dcmread(report.written[0])
+    assert_uncompressed_little_endian(derived)
+    assert derived.SOPClassUID == source.SOPClassUID and derived.NumberOfFrames == 10 and len(report.lr_psnr) == 10
+    assert list(derived.ImageType) == ["DERIVED", "PRIMARY", "T1", "NONE"]  # value 2 of enhanced MR: PRIMARY
+    pixels, stored = derived.pixel_array, source.pixel_array
+    assert pixels.shape == (10, 256, 256) and derived.BitsStored == 12
+    assert stored.min() <= pixels.min() and pixels.max() <= stored.max()  # one map: the object's range
+    blocks = pixels.reshape(10, 64, 4, 64, 4).mean(axis=(2, 4))  # every frame back on the source grid
+    assert np.abs(blocks - stored).mean(axis=(1, 2)).max() < 0.05 * (int(stored.max()) - int(stored.min()))
+    (evidence,) = derived.SourceImageEvidenceSequence
+    assert evidence.ReferencedSeriesSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID == (
+        source.SOPInstanceUID)
+
+
+@pytest.mark.slow  # two 512x512 frames: about 20 s on two cores
+def test_enhanced_ct_functional_groups_describe_the_finer_grid(tiny_checkpoint, tmp_path):
+    path = external("eCT_Supplemental.dcm")  # Enhanced CT Image Storage, 2 frames, full functional groups
+    source = pydicom.dcmread(path)
+    derived = pydicom.dcmread(run(tiny_checkpoint, path, tmp_path / "out.dcm").written[0])
+    shared, source_shared = derived.SharedFunctionalGroupsSequence[0], source.SharedFunctionalGroupsSequence[0]
+    spacing = [float(value) for value in source_shared.PixelMeasuresSequence[0].PixelSpacing]
+    assert [float(value) for value in shared.PixelMeasuresSequence[0].PixelSpacing] == pytest.approx(
+        [value / 4 for value in spacing])
+    orientation = np.array([float(v) for v in source_shared.PlaneOrientationSequence[0].ImageOrientationPatient])
+    shift = -0.375 * (spacing[1] * orientation[:3] + spacing[0] * orientation[3:])
+    for number, (frame, original) in enumerate(zip(derived.PerFrameFunctionalGroupsSequence,
+                                                   source.PerFrameFunctionalGroupsSequence), start=1):
+        position = [float(v) for v in frame.PlanePositionSequence[0].ImagePositionPatient]
+        expected = np.array([float(v) for v in original.PlanePositionSequence[0].ImagePositionPatient]) + shift
+        assert position == pytest.approx(expected.tolist(), abs=1e-4)
+        (derivation,) = frame.DerivationImageSequence
+        assert derivation.DerivationCodeSequence[0].CodeValue == "113085"
+        assert derivation.SourceImageSequence[0].ReferencedFrameNumber == number
+        assert derivation.SourceImageSequence[0].PurposeOfReferenceCodeSequence[0].CodeValue == "121322"
+    frame_types = [group.CTImageFrameTypeSequence[0].FrameType[0] for group in
+                   [shared, *derived.PerFrameFunctionalGroupsSequence] if "CTImageFrameTypeSequence" in group]
+    assert frame_types and set(frame_types) == {"DERIVED"}

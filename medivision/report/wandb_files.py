@@ -1,73 +1,54 @@
-"""W&B's local files: reading a run log (`run-<id>.wandb`) without a server, e.g. for offline runs, and credentials.
+"""W&B's local files: a run log (`run-<id>.wandb`) read without a server, e.g. for offline runs, and credentials.
 
-The file is W&B's record log: a 7-byte header (":W&B", magic 0xBEE1, version), then 32 KiB blocks of
-records, each with a 7-byte header (CRC32C, length, type: full/first/middle/last) and a chunk of a
-serialised `wandb_internal_pb2.Record`. Records that span blocks are split into first/middle/last chunks.
+Run logs are read with W&B's own tool, `wandb leet inspect --json`, which prints each record of the log as
+one JSON object ({"num", "type", <type>: {...}}) and works offline. W&B's public API (wandb.Api) reads runs
+from the server only, so it cannot read an offline run that has not been synced.
 """
 
 import json
 import netrc
 import os
-import struct
-from collections.abc import Iterator
+import subprocess
+import sys
 from pathlib import Path
 
-from wandb.proto import wandb_internal_pb2
 
-BLOCK_SIZE = 32 * 1024
-HEADER_SIZE = 7
-FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
-
-
-def read_records(path: str | Path) -> Iterator[wandb_internal_pb2.Record]:
-    """Every record of a `.wandb` file, in order."""
-    data = Path(path).read_bytes()
-    if data[:4] != b":W&B":
-        raise ValueError(f"{path} is not a W&B run log (.wandb): its header is {data[:4]!r}")
-    position, pending = HEADER_SIZE, b""
-    while position + HEADER_SIZE <= len(data):
-        left_in_block = BLOCK_SIZE - position % BLOCK_SIZE
-        if left_in_block < HEADER_SIZE:  # the writer pads block tails too short for a header
-            position += left_in_block
-            continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + HEADER_SIZE])
-        chunk = data[position + HEADER_SIZE:position + HEADER_SIZE + length]
-        if len(chunk) < length:  # the writer is part-way through this record
-            break
-        position += HEADER_SIZE + length
-        if kind in (FULL, LAST):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending + chunk)
-            pending = b""
-            yield record
-        elif kind in (FIRST, MIDDLE):
-            pending += chunk
-        else:  # zero padding at the end of a file still being written
-            break
+def read_records(path: str | Path) -> list[dict]:
+    """Every record of a `.wandb` file, in order, as `wandb leet inspect --json` prints them. A file that the
+    run is still writing gives the records written so far."""
+    command = [sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(path)]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.strip()] if not result.returncode else []
+    if not records or records[0].get("type") != "header":
+        said = result.stderr.strip().splitlines()
+        raise ValueError(f"{path} is not a W&B run log (.wandb) that `wandb leet inspect` can read: "
+                         f"{said[-1] if said else 'no records'}")
+    return records
 
 
 def read_run(path: str | Path) -> dict:
-    """A run from its `.wandb` file: id, name, group, config, history rows and summary ({metric: value}),
+    """A run from its `.wandb` file: id, name, group, job_type, config (nested, as logged), history rows and
+    summary ({metric: value}; a logged media object or table appears as its fields, e.g. `val/samples.captions`),
     and runtime (seconds, None while the run has not finished)."""
-    run = {"id": None, "name": None, "group": None, "config": {}, "history": [], "summary": {}, "runtime": None}
+    run = {"id": None, "name": None, "group": None, "job_type": None, "config": {}, "history": [], "summary": {},
+           "runtime": None}
     for record in read_records(path):
-        kind = record.WhichOneof("record_type")
+        kind = record["type"]
+        body = record.get(kind) or {}
         if kind == "run":
-            run.update(id=record.run.run_id, name=record.run.display_name, group=record.run.run_group)
+            run.update(id=body.get("run_id"), name=body.get("display_name"), group=body.get("run_group"),
+                       job_type=body.get("job_type"))
+            run["config"].update((body.get("config") or {}).get("update") or {})
         elif kind == "config":
-            for item in record.config.update:
-                run["config"][item.key] = json.loads(item.value_json)
+            run["config"].update(body.get("update") or {})
         elif kind == "history":
-            run["history"].append(_items(record.history.item))
+            run["history"].append(body.get("item") or {})
         elif kind == "summary":
-            run["summary"].update(_items(record.summary.update))
+            run["summary"].update(body.get("update") or {})
         elif kind == "exit":
-            run["runtime"] = record.exit.runtime
+            run["runtime"] = body.get("runtime")
+    run["config"].pop("_wandb", None)  # W&B's own bookkeeping, not the run's settings
     return run
-
-
-def _items(items) -> dict:
-    return {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in items}
 
 
 def find_run_logs(directory: str | Path) -> list[Path]:
@@ -76,7 +57,7 @@ def find_run_logs(directory: str | Path) -> list[Path]:
 
 
 def has_exit_record(log: Path) -> bool:
-    return log.is_file() and any(record.WhichOneof("record_type") == "exit" for record in read_records(log))
+    return log.is_file() and any(record["type"] == "exit" for record in read_records(log))
 
 
 def wandb_has_credentials() -> bool:

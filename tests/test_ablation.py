@@ -18,7 +18,7 @@ SEEDS = [1, 2]
 def test_cbam_ablation_runs_variants_times_seeds_as_grouped_wandb_runs(ablation_dir):
     runs = [read_run(log) for log in find_run_logs(ablation_dir)]
     assert sorted(run["name"] for run in runs) == [f"attention={v},seed={s}" for v in VARIANTS for s in SEEDS]
-    assert {run["group"] for run in runs} == {"cbam_ablation"}
+    assert {(run["group"], run["job_type"]) for run in runs} == {("cbam_ablation", "train")}
     assert len({run["id"] for run in runs}) == len(VARIANTS) * len(SEEDS)
     for run in runs:
         logged = {key for row in run["history"] for key in row}

@@ -128,7 +128,7 @@ def test_logged_to_wandb_when_a_logger_is_configured(tiny_checkpoint, kaggle_roo
                                       "run_name=eval-tiny"))
     (log,) = find_run_logs(tmp_path / "wandb")
     run = read_run(log)
-    assert run["group"] == "evaluate" and run["name"] == "eval-tiny"
+    assert (run["group"], run["name"], run["job_type"]) == ("evaluate", "eval-tiny", "evaluate")
     logged = {key: value for row in run["history"] for key, value in row.items()}
     model_psnr = np.mean([row["psnr"] for row in result.rows if row["method"] == "model"])
     assert logged["eval/model/psnr"] == pytest.approx(model_psnr)

@@ -15,11 +15,14 @@ from medivision.report.wandb_files import has_exit_record, wandb_has_credentials
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
 
-def wandb_logger(save_dir: str, project: str, mode: str = "auto", **kwargs) -> WandbLogger:
+def wandb_logger(save_dir: str, project: str, mode: str = "auto", log_model: bool | str = False,
+                 **kwargs) -> WandbLogger:
     """A WandbLogger writing under `save_dir/wandb`.
 
     mode: auto (WANDB_MODE if set, else online with credentials and offline without), online, offline or
     disabled. Offline runs are synced later with `wandb sync <save_dir>/wandb/offline-run-*`.
+    log_model: Lightning's checkpoints as W&B model artifacts (True: the best and last at the end of training;
+    "all": every checkpoint as it is written), online runs only (see checkpoint_artifacts).
     Other keyword arguments (group, name, tags, job_type, ...) go to `wandb.init`.
     """
     if mode not in WANDB_MODES:
@@ -29,7 +32,16 @@ def wandb_logger(save_dir: str, project: str, mode: str = "auto", **kwargs) -> W
     os.makedirs(save_dir, exist_ok=True)
     if not os.access(save_dir, os.W_OK):
         raise PermissionError(f"logger.wandb.save_dir={save_dir} is not writable")
-    return WandbLogger(project=project, save_dir=save_dir, mode=mode, offline=mode == "offline", **kwargs)
+    return WandbLogger(project=project, save_dir=save_dir, mode=mode, offline=mode == "offline",
+                       log_model=checkpoint_artifacts(mode, log_model), **kwargs)
+
+
+def checkpoint_artifacts(mode: str, log_model: bool | str) -> bool | str:
+    """WandbLogger's log_model for a run in `mode` (online, offline or disabled): `log_model` online, off
+    otherwise. An offline run cannot upload artifacts (Lightning refuses log_model with offline=True), and
+    `wandb sync` uploads the run's log, not files the run never logged; the checkpoints stay in the run
+    directory."""
+    return log_model if mode == "online" else False
 
 
 def make_loggers(configs: Mapping | None, fallback_dir: str) -> list[Logger]:

@@ -218,3 +218,16 @@ def test_enhanced_ct_functional_groups_describe_the_finer_grid(tiny_checkpoint, 
     frame_types = [group.CTImageFrameTypeSequence[0].FrameType[0] for group in
                    [shared, *derived.PerFrameFunctionalGroupsSequence] if "CTImageFrameTypeSequence" in group]
     assert frame_types and set(frame_types) == {"DERIVED"}
+
+
+def test_word_values_of_a_big_endian_file_are_swapped_and_unknown_ones_dropped(tiny_checkpoint, tmp_path):
+    dataset = pydicom.dcmread(bundled("MR_small_bigendian.dcm"))
+    overlay = np.arange(64 * 64 // 16, dtype=np.uint16)  # 64x64 overlay bits, as 16-bit words
+    dataset.add_new(0x60000010, "US", 64)
+    dataset.add_new(0x60000011, "US", 64)
+    dataset.add_new(0x60003000, "OW", overlay.astype(">u2").tobytes())  # pydicom writes OW bytes as given
+    dataset.add_new(0x0018FFF0, "UN", b"\x00\x01\x02\x03")  # public, but in no dictionary: its layout is unknown
+    dataset.save_as(tmp_path / "big.dcm")
+    derived = pydicom.dcmread(run(tiny_checkpoint, tmp_path / "big.dcm", tmp_path / "out.dcm").written[0])
+    assert np.array_equal(np.frombuffer(derived[0x60003000].value, "<u2"), overlay)
+    assert 0x0018FFF0 not in derived

@@ -36,6 +36,7 @@ class SRDataModule(L.LightningDataModule):
         hr    float [B, 1, hr_size, hr_size] in [0, 1], randomly flipped/rotated when training
         lr    float [B, 1, hr_size/scale, hr_size/scale] in [0, 1], degrade(hr, scale, degradation, ...)
         label int64 [B], index into `class_names`
+        index int64 [B], as loaded (validation and test batches only)
     so the degradation runs on the GPU and only uint8 HR crosses the bus. `degradation` is one of
     medivision.data.degradations.DEGRADATIONS, with `degradation_options` (DegradationOptions fields).
     Training draws fresh noise for every batch; validation and test noise is drawn from `seed` and each
@@ -165,7 +166,7 @@ class SRDataModule(L.LightningDataModule):
 
     def evaluation_batches(self, split: str = "test") -> Iterator[dict[str, Tensor]]:
         """The batches of `split` ("val" or "test") on the CPU as a validation or test step gets them, for tools
-        that run outside a Trainer (evaluate, the degradation matrix): {"hr", "lr", "label"}, see the class
+        that run outside a Trainer (evaluate, the degradation matrix): {"hr", "lr", "label", "index"}, see the class
         docstring. Sets the data up (at the call, not at the first batch)."""
         loaders = {"val": self.val_dataloader, "test": self.test_dataloader}
         if split not in loaders:
@@ -176,10 +177,11 @@ class SRDataModule(L.LightningDataModule):
 
     def evaluation_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """A collated validation/test batch {"hr" uint8, "label", "index"} on its device -> float HR in [0, 1]
-        and its LR, looked up in `evaluation_lr` by "index" (what validation and test steps get)."""
+        and its LR, looked up in `evaluation_lr` by "index" (what validation and test steps get); "index" is kept,
+        so callbacks can trace an image back to its file."""
         hr = unit_range(batch["hr"])
         lr = self.evaluation_lr(hr.device).index_select(0, batch["index"])
-        return {"hr": hr, "lr": lr, "label": batch["label"]}
+        return {"hr": hr, "lr": lr, "label": batch["label"], "index": batch["index"]}
 
     def training_pair(self, hr: Tensor) -> tuple[Tensor, Tensor]:
         """HR [B, 1, H, W] (uint8 in [0, 255], or float in [0, 1]) on its device -> what a training step gets:

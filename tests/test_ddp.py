@@ -17,9 +17,9 @@ SINGLE_PROCESS_ONLY = ("trainer=cpu", "+trainer.limit_val_batches=1", "+trainer.
 
 
 def ddp_overrides(data_root: Path, out: Path) -> list[str]:
-    """A tiny run on two gloo processes with the whole (odd-sized) validation split in batches of 2."""
+    """A tiny run on two gloo processes with the whole (odd-sized) validation and test splits in batches of 2."""
     overrides = [o for o in tiny(data_root, out) if o not in SINGLE_PROCESS_ONLY and not o.startswith("paths.")]
-    return [*overrides, "trainer=ddp_cpu", "data.batch_size=2", "data.val_fraction=0.25", "test=false",
+    return [*overrides, "trainer=ddp_cpu", "data.batch_size=2", "data.val_fraction=0.25", "test=true",
             "logger=wandb", f"hydra.run.dir={out}"]
 
 
@@ -51,6 +51,9 @@ def test_two_process_ddp_matches_one_process_validation(kaggle_root, tmp_path):
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False)
     single = trainer.validate(instantiate(cfg.model), datamodule=datamodule, ckpt_path=str(best))[0]
 
+    # the per-image test table holds every test image once, gathered from both processes
+    (table,) = [row for row in history if "test/per_image._type" in row]
+    assert table["test/per_image.nrows"] == len(datamodule.test_set) and len(datamodule.test_set) % 2 == 1
     for name, tolerance in (("psnr", 1e-4), ("ssim", 1e-6), ("bicubic_psnr", 1e-4), ("bicubic_ssim", 1e-6)):
         assert ddp_val[f"val/{name}"] == pytest.approx(single[f"val/{name}"], abs=tolerance), name
     # the checkpoint's monitored score was also computed over both processes during fit

@@ -202,10 +202,11 @@ class SRModule(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "val")
 
-    def test_step(self, batch: dict, batch_idx: int) -> None:
-        self._evaluate(batch, "test")
+    def test_step(self, batch: dict, batch_idx: int) -> dict[str, Tensor]:
+        """Logs test/psnr, ... and returns {"sr", "bicubic"} [B, 1, H, W] for callbacks (the per-image table)."""
+        return self._evaluate(batch, "test")
 
-    def _evaluate(self, batch: dict, stage: str) -> None:
+    def _evaluate(self, batch: dict, stage: str) -> dict[str, Tensor]:
         lr, hr = batch["lr"], batch["hr"]
         sr = self(lr)
         bicubic = upsample_bicubic(lr, self.scale)
@@ -213,15 +214,19 @@ class SRModule(L.LightningModule):
         for name, image in (("psnr", sr), ("ssim", sr), ("bicubic_psnr", bicubic), ("bicubic_ssim", bicubic)):
             metrics[name].update(image, hr)
             self.log(f"{stage}/{name}", metrics[name], on_epoch=True, batch_size=hr.shape[0])
+        return {"sr": sr, "bicubic": bicubic}
 
     def configure_optimizers(self):
         """Adam (or the configured optimizers) for G and D, each with a step decay per epoch: the learning rate
-        is multiplied by lr_gamma at every epoch in lr_milestones (MultiStepLR, stepped per epoch)."""
-        optimizers = [self.optimizer_g(self.generator.parameters())]
+        is multiplied by lr_gamma at every epoch in lr_milestones (MultiStepLR, stepped per epoch). The
+        schedules' names are the keys LearningRateMonitor logs (`lr/generator`, `lr/discriminator`)."""
+        optimizers = {"generator": self.optimizer_g(self.generator.parameters())}
         if self.discriminator is not None:
-            optimizers.append(self.optimizer_d(self.discriminator.parameters()))
+            optimizers["discriminator"] = self.optimizer_d(self.discriminator.parameters())
         milestones, gamma = list(self.hparams.lr_milestones), self.hparams.lr_gamma
-        return optimizers, [MultiStepLR(optimizer, milestones, gamma) for optimizer in optimizers]
+        return [{"optimizer": optimizer,
+                 "lr_scheduler": {"scheduler": MultiStepLR(optimizer, milestones, gamma), "name": f"lr/{net}"}}
+                for net, optimizer in optimizers.items()]
 
 
 def _ema_generator_weights(path: str) -> dict[str, Tensor]:

@@ -63,7 +63,7 @@ def test_imagenet_weights_offline_say_where_the_file_goes(tmp_path, monkeypatch)
         raise OSError("network unreachable")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
-    with pytest.raises(RuntimeError) as error:
+    with pytest.raises(FileNotFoundError) as error:  # a user error: one line from the command
         PerceptualLoss("conv5_4", "imagenet")
     message = str(error.value)
     assert str(tmp_path / "hub" / "checkpoints" / "vgg19-dcbb9e9d.pth") in message

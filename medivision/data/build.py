@@ -27,16 +27,28 @@ SOURCES = ("kaggle", "folder", "nifti", "mni152")
 SOURCE_SPLIT_CODES = {"train": 0, "test": 2, None: -1}
 
 
+def find_source(source: str, root: str | Path | None) -> ImageListing | list[Path]:
+    """What a source consists of, found without decoding anything: the image listing (kaggle, folder) or the
+    NIfTI volumes (nifti, mni152). Raises DataError naming data.root and the fix when it or its layout is wrong.
+    """
+    if source in ("kaggle", "folder"):
+        return kaggle_listing(root) if source == "kaggle" else folder_listing(root)
+    if source in ("nifti", "mni152"):
+        return [mni152_file()] if source == "mni152" else volume_files(root)
+    raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
+
+
 def load_source(
     source: str,
-    root: str | Path | None,
+    found: ImageListing | list[Path],
     hr_size: int,
     axes: Sequence[str],
     min_foreground: float,
     cache_dir: str | Path,
     intensity: str = "minmax",
 ) -> tuple[dict[str, Any], bool, Path]:
-    """Load a source from the cache, decoding it first when the cache has no matching file.
+    """Load a source from the cache, decoding the files `find_source` found first when the cache has no matching
+    file.
 
     Every file is read by the one reader of its format and mapped to [0, 1] by the `intensity` policy
     (medivision.io.intensity), as enhance reads it, before it is resized and stored as uint8.
@@ -51,20 +63,17 @@ def load_source(
       skipped      list[str], files that could not be read; skip_reasons says why
       num_files    int, files looked at (decoded or skipped)
     """
-    if source in ("kaggle", "folder"):
-        listing = kaggle_listing(root) if source == "kaggle" else folder_listing(root)
-        files = [item.path for item in listing.items] + [Path(path) for path, _ in listing.skipped]
+    if isinstance(found, ImageListing):
+        files = [item.path for item in found.items] + [Path(path) for path, _ in found.skipped]
         settings = {"source": source, "hr_size": hr_size, "intensity": intensity}
-        build = partial(build_images, listing, hr_size, intensity)
-    elif source in ("nifti", "mni152"):
-        files = [mni152_file()] if source == "mni152" else volume_files(root)
+        build = partial(build_images, found, hr_size, intensity)
+    else:
+        files = found
         settings = {
             "source": source, "hr_size": hr_size, "axes": list(axes), "min_foreground": min_foreground,
             "intensity": intensity,
         }
         build = partial(build_volumes, files, axes, min_foreground, hr_size, intensity)
-    else:
-        raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
     name = f"{source}-{hr_size}px-{cache_key(files, settings)}.pt"
     path = Path(cache_dir).expanduser().absolute() / name
     data, hit = load_or_build(path, build)

@@ -16,7 +16,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from medivision.data import degradations
-from medivision.data.build import SOURCES, load_source
+from medivision.data.build import SOURCES, find_source, load_source
 from medivision.data.dataset import HRDataset, unit_range
 from medivision.data.device_batches import DeviceBatches
 from medivision.data.loader import ResumableLoader
@@ -54,6 +54,10 @@ class SRDataModule(L.LightningDataModule):
     (medivision.io.intensity: "minmax", each image's or volume's own range, or "dtype"), exactly as enhance
     reads it; checkpoints record the policy (model.intensity follows data.intensity). Decoded images are
     cached under `cache_dir`; see medivision.data.splits for how splits are made.
+
+    The constructor checks the arguments and finds the source's files (DataError naming data.root and the
+    fix when it or its layout is wrong), so a run stops on bad data before a model is built; nothing is
+    decoded before prepare_data/setup.
     """
 
     def __init__(
@@ -84,6 +88,7 @@ class SRDataModule(L.LightningDataModule):
             source, root, hr_size, scale, degradation, degradation_options, batch_size, num_workers,
             val_fraction, test_fraction, limit, axes, min_foreground, intensity,
         )  # fmt: skip
+        self._found = find_source(source, root)
         self.source = source
         self.root = root
         self.hr_size = hr_size
@@ -234,7 +239,7 @@ class SRDataModule(L.LightningDataModule):
 
     def _load(self) -> tuple[dict[str, Any], bool, Path]:
         return load_source(
-            self.source, self.root, self.hr_size, self.axes, self.min_foreground, self.cache_dir, self.intensity
+            self.source, self._found, self.hr_size, self.axes, self.min_foreground, self.cache_dir, self.intensity
         )
 
     def _datasets(self) -> tuple[HRDataset, HRDataset, HRDataset]:

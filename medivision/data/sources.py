@@ -43,7 +43,7 @@ def kaggle_listing(root: str | Path) -> ImageListing:
         raise DataError(
             f"data.root={root} has no {' or '.join(name + '/' for name in missing)} folder: expected "
             f"Training/ and Testing/, each with class folders {', '.join(KAGGLE_CLASSES)}"
-            f"{_nested_root_hint(root)}"
+            f"{_root_hint(root)}"
         )
     items: list[ImageItem] = []
     skipped: list[tuple[str, str]] = []
@@ -130,10 +130,12 @@ def _existing_dir(root: str | Path | None, what: str) -> Path:
     return path
 
 
-def _nested_root_hint(root: Path) -> str:
-    # Unpacking the Kaggle zip often adds one folder level; name it instead of leaving the user to look.
-    nested = [d for d in sorted(root.iterdir()) if all((d / name).is_dir() for name in KAGGLE_SPLITS)]
-    return f"; did you mean data.root={nested[0]}?" if nested else ""
+def _root_hint(root: Path) -> str:
+    # Unpacking the Kaggle zip often adds one folder level, and Training/ itself is easy to point at by
+    # mistake: name the folder one level down or up that holds both, instead of leaving the user to look.
+    near = [*sorted(d for d in root.iterdir() if d.is_dir()), root.parent]
+    found = next((d for d in near if d != root and all((d / name).is_dir() for name in KAGGLE_SPLITS)), None)
+    return f"; did you mean data.root={found}?" if found else ""
 
 
 def _files_under(folder: Path) -> list[Path]:

@@ -1,5 +1,6 @@
 """Loading checkpoints as data: tensors and plain containers only, never arbitrary pickled code."""
 
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,9 +22,12 @@ def load_checkpoint(path: str | Path) -> dict:
     """
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"checkpoint {path} does not exist: pass a .ckpt file that medivision.train wrote")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # a bare pickle (not torch.save's zip) is either refused below, with the reason, or plain data
+            warnings.filterwarnings("ignore", "Detected pickle protocol", UserWarning)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # garbage bytes fail in the zip reader, the unpickler or torch, with any type
         raise ValueError(
             f"{path} cannot be loaded as a checkpoint (truncated, not a checkpoint, or it contains code "
@@ -40,6 +44,8 @@ def _reason(error: Exception) -> str:
     text = str(error)
     _, found, refused = text.partition("WeightsUnpickler error:")
     lines = [line.strip() for line in (refused if found else text).splitlines() if line.strip()]
+    # torch's advice around the refusal (load it with weights_only=False) is what must not be done with this file
+    lines = [line for line in lines if not line.startswith(("Weights only load failed", "Check the documentation"))]
     return lines[0] if lines else type(error).__name__
 
 

@@ -28,6 +28,27 @@ class SRModel(Protocol):
 
 
 PRECISIONS = ("fp32", "bf16")
+DEVICES = ("cpu", "cuda")
+
+
+def inference_device(device: str) -> torch.device:
+    """`device=` as a torch.device: cpu, or cuda / cuda:N on a machine that has that GPU. Anything else is a
+    ValueError naming the key and the fix, before any model is loaded (torch would fail later, at the first
+    tensor moved, with a traceback)."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):  # torch lists every backend it knows, most of which MediVision does not run on
+        parsed = None
+    if parsed is None or parsed.type not in DEVICES:
+        raise ValueError(f"device={device!r} is not one of {', '.join(DEVICES)} (cuda:N for the Nth GPU)")
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise ValueError(f"device={device}: torch {torch.__version__} finds no CUDA GPU on this machine; "
+                             "use device=cpu")
+        if (parsed.index or 0) >= count:
+            raise ValueError(f"device={device}: this machine has {count} CUDA GPU(s), cuda:0 to cuda:{count - 1}")
+    return parsed
 
 
 class TorchSR:
@@ -58,6 +79,7 @@ class TorchSR:
 def load_model(path: str | Path, device: str = "cpu", precision: str = "fp32") -> SRModel:
     """A checkpoint (.ckpt) or an exported ONNX file (.onnx), chosen by the file name; precision: fp32 | bf16
     (checkpoints only: an ONNX file runs in the precision it was exported in)."""
+    device = str(inference_device(device))
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"ckpt={path} does not exist: pass a .ckpt checkpoint or an exported .onnx file")

@@ -113,7 +113,7 @@ def _imagenet_state_dict() -> dict:
     try:
         return torch.hub.load_state_dict_from_url(url, progress=False, map_location="cpu", weights_only=True)
     except Exception as error:  # offline: URLError, socket errors, HTTP errors
-        raise RuntimeError(
+        raise FileNotFoundError(
             f"VGG19 ImageNet weights are not in the torch hub cache ({target}) and could not be downloaded "
             f"({type(error).__name__}). Copy vgg19-dcbb9e9d.pth from {url} to {target}, or set the perceptual "
             "loss's weights=/path/to/vgg19.pth (or =random for tests only)."

@@ -25,7 +25,8 @@ from medivision.benchmarks.training import measure_training
 from medivision.data.datamodule import SRDataModule
 from medivision.data.dataset import unit_range
 from medivision.data.decode import available_cpus
-from medivision.inference.checkpoints import load_generator
+from medivision.inference.checkpoints import TrainedGenerator, load_generator
+from medivision.io.errors import one_line_errors
 from medivision.nets import SRResNet
 from medivision.training.launching import command_line_overrides
 
@@ -33,11 +34,9 @@ SECTIONS = ("training", "inference", "data")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
+@one_line_errors("medivision.benchmark")
 def main(cfg: DictConfig) -> None:
-    try:
-        report = benchmark(cfg)
-    except ValueError as error:
-        raise SystemExit(f"medivision.benchmark: {error}") from None
+    report = benchmark(cfg)
     print(format_report(report))
     print(f"\nwritten to {cfg.benchmark.output}")
 
@@ -46,6 +45,7 @@ def benchmark(cfg: DictConfig) -> dict:
     """Run the sections in cfg.benchmark.sections, write the JSON report and return it."""
     settings = cfg.benchmark
     _check(settings)
+    trained = load_generator(cfg.ckpt) if cfg.ckpt else None  # a bad file stops the run before any measuring
     torch.set_num_threads(settings.threads or available_cpus())
     L.seed_everything(cfg.seed, verbose=False)
     if cfg.data.get("root") is None and cfg.data.source in ("kaggle", "folder"):
@@ -69,7 +69,7 @@ def benchmark(cfg: DictConfig) -> dict:
         report["training"] = measure_training(cfg, datamodule, _datamodule(cfg), device, training.warmup,
                                               training.steps, training.rounds)
     if "inference" in settings.sections:
-        report["inference"] = _inference(cfg, datamodule, device)
+        report["inference"] = _inference(cfg, trained, datamodule, device)
     report["load_average_at_end"] = os.getloadavg()[0]
     output = Path(settings.output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -84,10 +84,12 @@ def _datamodule(cfg: DictConfig) -> SRDataModule:
     return datamodule
 
 
-def _inference(cfg: DictConfig, datamodule: SRDataModule, device: torch.device) -> dict:
-    """The EMA generator of cfg.ckpt, or model.generator with seeded random weights, on validation/test images."""
-    if cfg.ckpt:
-        generator, config, _ = load_generator(cfg.ckpt)
+def _inference(cfg: DictConfig, trained: TrainedGenerator | None, datamodule: SRDataModule,
+               device: torch.device) -> dict:
+    """The EMA generator of cfg.ckpt (`trained`), or model.generator with seeded random weights, on
+    validation/test images."""
+    if trained is not None:
+        generator, config, _ = trained
     else:
         config = dict(cfg.model.generator)
         generator = SRResNet(**config)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from medivision.io.errors import one_line_errors
 from medivision.report.runs import load_runs
 from medivision.report.tables import markdown_table, write_csv
 
@@ -170,6 +171,7 @@ def compare(target: str, out: Path | None = None, metric: str = "val/psnr", runs
     return rows, summary, out
 
 
+@one_line_errors("medivision.compare")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m medivision.compare", description=__doc__.splitlines()[0])
     parser.add_argument("target", help="a run/sweep directory, or a W&B group name")
@@ -180,10 +182,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--project", default="medivision", help="W&B project (server lookups)")
     parser.add_argument("--entity", help="W&B entity (default: your default entity)")
     args = parser.parse_args(argv)
-    try:
-        _, _, out = compare(args.target, args.out, args.metric, args.runs_root, args.project, args.entity)
-    except FileNotFoundError as error:
-        parser.exit(2, f"error: {error}\n")
+    _, _, out = compare(args.target, args.out, args.metric, args.runs_root, args.project, args.entity)
     print((out / "comparison.md").read_text())
     print(f"written: {out / 'runs.csv'}, {out / 'comparison.md'}, {out / 'comparison.png'}")
 

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import DEGRADATIONS, upsample_bicubic
 from medivision.inference.models import SRModel, load_model
+from medivision.io.errors import one_line_errors
 from medivision.report import metrics
 from medivision.report.tables import markdown_table, write_csv
 
@@ -39,11 +40,9 @@ class Run:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="degradation_matrix")
+@one_line_errors("medivision.degradation_matrix")
 def main(cfg: DictConfig) -> None:
-    try:
-        report, folder = degradation_matrix(cfg)
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"medivision.degradation_matrix: {error}") from None
+    report, folder = degradation_matrix(cfg)
     print(report)
     print(f"table: {folder / 'matrix.md'}, {folder / 'matrix.csv'}\nheat map: {folder / 'matrix.png'}")
 
@@ -96,7 +95,8 @@ def find_runs(targets, checkpoint: str = "best") -> list[Run]:
                                         "pass the folder of a +experiment=degradation_ablation multirun")
             runs += [_run(folder, _checkpoint_of(folder, checkpoint)) for folder in folders]
         else:
-            raise FileNotFoundError(f"runs: {target} does not exist")
+            raise FileNotFoundError(f"runs={target} does not exist: pass the folder of a "
+                                    "+experiment=degradation_ablation multirun, run folders or .ckpt files")
     labels = [run.label for run in runs]
     for run in runs:
         if labels.count(run.label) > 1:  # e.g. several seeds of one degradation: keep the rows apart

@@ -31,6 +31,7 @@ from medivision.io import dicom as dicom_files
 from medivision.io import images as image_files
 from medivision.io import nifti as nifti_files
 from medivision.io.dicom_derived import DerivedSeries, derive
+from medivision.io.errors import one_line_errors
 from medivision.io.formats import ESTIMATE_NOTE
 from medivision.io.intensity import INTENSITY_POLICIES, IntensityMap
 from medivision.io.outputs import Plan, plan
@@ -40,11 +41,9 @@ logger = logging.getLogger(__name__)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="enhance")
+@one_line_errors("medivision.enhance")
 def main(cfg: DictConfig) -> None:
-    try:
-        print(enhance(cfg).summary())
-    except (ValueError, FileNotFoundError) as error:  # bad input: one line naming the file and the fix
-        raise SystemExit(f"medivision.enhance: {error}") from None
+    print(enhance(cfg).summary())
 
 
 @dataclass

@@ -29,6 +29,7 @@ from medivision.data.dataset import unit_range
 from medivision.data.degradations import upsample_bicubic
 from medivision.inference.consistency import make_consistent
 from medivision.inference.models import SRModel, load_model
+from medivision.io.errors import one_line_errors
 from medivision.report.evaluation import COLUMNS, CONSISTENT, markdown, means
 from medivision.report.metrics import METRICS, foreground_mask, image_metrics
 from medivision.report.panels import save_panel
@@ -49,11 +50,9 @@ class Evaluation:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@one_line_errors("medivision.evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
-        result = evaluate(cfg)
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"medivision.evaluate: {error}") from None
+    result = evaluate(cfg)
     print(result.report)
     print(f"per-image numbers: {result.csv}\nreport:            {result.markdown}\ncases figure:      {result.figure}")
 

@@ -21,17 +21,16 @@ from torch import nn
 
 from medivision.inference.checkpoints import load_generator
 from medivision.inference.onnx import OnnxSR, write_onnx
+from medivision.io.errors import one_line_errors
 from medivision.nets import ClampedGenerator
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@one_line_errors("medivision.export")
 def main(cfg: DictConfig) -> None:
-    try:
-        check = export(cfg)
-    except (ValueError, FileNotFoundError) as error:
-        raise SystemExit(f"medivision.export: {error}") from None
+    check = export(cfg)
     sizes = ", ".join(f"{size}: {diff:.2e}" for size, diff in check["max_abs_diff"].items())
     print(f"wrote {check['file']} ({check['format']}, scale {check['scale']})\n"
           f"max |exported - PyTorch| on random inputs (LR size: difference): {sizes}\n"

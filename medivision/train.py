@@ -11,20 +11,30 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
+from medivision.inference.checkpoints import load_checkpoint
+from medivision.io.errors import one_line_errors
 from medivision.report.tables import metrics_table
-from medivision.training.launching import command_line_overrides, refuse_ddp_in_local_multirun
+from medivision.training.launching import check_trainer_arguments, command_line_overrides, refuse_ddp_in_local_multirun
 from medivision.training.loggers import finish_run, make_loggers, start_loggers
+
+# ckpt_path values Lightning resolves itself (to the run's own checkpoints); anything else names a file
+LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@one_line_errors("medivision.train")
 def main(cfg: DictConfig) -> float | None:
     return train(cfg)
 
 
 def train(cfg: DictConfig) -> float | None:
     """Fit `cfg.model` on `cfg.data`, validate (and test) the best checkpoint, print where things are."""
-    L.seed_everything(cfg.seed, workers=True)
-    datamodule = instantiate(cfg.data)
+    # Everything a user can get wrong is checked before the first network (and VGG19's weights) is built.
+    datamodule = instantiate(cfg.data)  # finds the data: a wrong data.root or layout stops the run here
+    if cfg.ckpt_path is not None and str(cfg.ckpt_path).split(":")[0] not in LIGHTNING_CKPT_PATHS:
+        load_checkpoint(cfg.ckpt_path)  # a missing, broken or code-carrying file stops here; fit reads it again
+    check_trainer_arguments(OmegaConf.to_container(cfg.trainer, resolve=True))
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = instantiate(cfg.model)
     loggers = make_loggers(cfg.get("logger"), cfg.paths.output_dir)
     callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]

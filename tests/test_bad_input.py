@@ -1,4 +1,5 @@
-"""Bad data and bad config values: a counted skip, or a one-line error naming the file or key, before data is read.
+"""Bad data and bad config values: a counted skip, or a one-line error naming the file or key, before data is read;
+and every command's way of ending on bad input: one line, exit status 1, no traceback.
 
 The cases test_data.py already covers (corrupt JPEG, empty file, non-image, 16-bit PNG, wrong data.root, a
 missing or empty class folder) are listed in docs/reliability.md; these are the rest.
@@ -8,18 +9,26 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from hydra.errors import InstantiationException
+from omegaconf import OmegaConf
 from PIL import Image
 
 from medivision.data.datamodule import SRDataModule
 from medivision.data.decode import read_gray, to_hr
 from medivision.data.sources import DataError
+from medivision.inference.models import inference_device
+from medivision.io.errors import one_line_errors
 from medivision.train import train
+from medivision.training.launching import check_trainer_arguments
 from tests.conftest import brain_like
 from tests.training import REPO, compose_train, tiny
 
@@ -117,9 +126,188 @@ def test_folder_without_images(tmp_path):
     (["model.max_bad_steps=0"], "model.max_bad_steps=0 must be at least 1"),
     (["model.ema_decay=1.5"], r"model.ema_decay=1.5 must be in \[0, 1\)"),
 ])
-def test_bad_config_values_stop_the_run_before_any_data_is_read(overrides, message, tmp_path):
-    # data.root does not exist: an error about it, or a cache folder, would mean data was read first
-    cfg = compose_train(tiny(tmp_path / "no-such-data", tmp_path / "run", *overrides, "logger=csv"))
+def test_bad_config_values_stop_the_run_before_any_data_is_read(overrides, message, kaggle_root, tmp_path):
+    # a cache folder would mean data was decoded first (finding the files, which checks data.root, comes first)
+    cfg = compose_train(tiny(kaggle_root, tmp_path / "run", *overrides, "logger=csv"))
     with pytest.raises(Exception, match=message):
         train(cfg)
     assert not (tmp_path / "run" / "cache").exists() and not (tmp_path / "run" / "csv").exists()
+
+
+# Every command on bad input. Each case costs a fresh interpreter importing torch (and Lightning): 3-10 s.
+
+
+class RunsCode:
+    """A pickle that would run code when loaded without weights_only: it creates `marker`."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def write_bad_inputs(kaggle_root: Path, tmp: Path) -> None:
+    """The files the cases of bad_inputs(kaggle_root, tmp) point at."""
+    torch.save({"state_dict": {}, "payload": RunsCode(tmp / "code-ran")}, tmp / "hostile.ckpt")
+    with open(tmp / "hostile.pkl", "wb") as file:  # a bare pickle, not torch's zip: torch warns about it
+        pickle.dump({"state_dict": {}, "payload": RunsCode(tmp / "code-ran")}, file, protocol=4)
+    shutil.copytree(kaggle_root / "Training", tmp / "without_test" / "Training")
+    shutil.copytree(kaggle_root, tmp / "empty_class")
+    for image in (tmp / "empty_class" / "Testing" / "pituitary").iterdir():
+        image.unlink()
+    Image.fromarray(brain_like(np.random.default_rng(0), 40, 40)).save(tmp / "slice.png")
+
+
+def bad_inputs(kaggle_root: Path, tmp: Path) -> dict[str, tuple[list[str], str]]:
+    """Case -> (the command line after `python -m`, the one line it must print), for the files write_bad_inputs
+    puts under `tmp`. A message ending in "..." is the start of the line: the rest is torch's own wording."""
+    hostile = tmp / "hostile.ckpt"
+    layout = "expected Training/ and Testing/, each with class folders glioma, meningioma, notumor, pituitary"
+
+    def refused(path: Path) -> str:
+        return (f"{path} cannot be loaded as a checkpoint (truncated, not a checkpoint, or it contains code "
+                "objects, which are refused): ...")
+
+    def train(root, *extra: str) -> list[str]:
+        return ["medivision.train", *tiny(root, tmp / "run", "logger=none", *extra)]
+
+    return {
+        "train, data.root not set": (
+            train("null"), "medivision.train: data.root is not set: data.source=kaggle reads its files from "
+            "data.root; pass data.root=/path/to/the/data (for the Kaggle set: the folder holding Training/ and "
+            "Testing/, which MEDIVISION_DATA=/path/to/the/data also sets)"),
+        "train, data.root missing": (
+            train(tmp / "nowhere"), f"medivision.train: data.root={tmp / 'nowhere'} does not exist: point "
+            "data.root at the folder holding Training/ and Testing/ (Kaggle 'Brain Tumor MRI Dataset')"),
+        "train, no Testing/": (
+            train(tmp / "without_test"),
+            f"medivision.train: data.root={tmp / 'without_test'} has no Testing/ folder: {layout}"),
+        "train, data.root one level too deep": (
+            train(kaggle_root / "Training"), f"medivision.train: data.root={kaggle_root / 'Training'} has no "
+            f"Training/ or Testing/ folder: {layout}; did you mean data.root={kaggle_root}?"),
+        "train, class folder without images": (
+            train(tmp / "empty_class"), f"medivision.train: {tmp / 'empty_class' / 'Testing' / 'pituitary'} holds "
+            "no images (.bmp, .jpeg, .jpg, .png, .tif, .tiff): add its images or fix data.root"),
+        "train, ckpt_path missing": (
+            train(kaggle_root, f"ckpt_path={tmp / 'last.ckpt'}"), f"medivision.train: checkpoint "
+            f"{tmp / 'last.ckpt'} does not exist: pass a .ckpt file that medivision.train wrote"),
+        "train, ckpt_path hostile": (
+            train(kaggle_root, f"ckpt_path={hostile}"), f"medivision.train: {refused(hostile)}"),
+        "train, VGG19 weights missing": (
+            train(kaggle_root, f"model.loss.perceptual.weights={tmp / 'vgg19.pth'}"),
+            f"medivision.train: model.loss.perceptual.weights='{tmp / 'vgg19.pth'}': no such file. Use "
+            "'imagenet', 'random' or the path of a VGG19 state dict."),
+        "train, trainer.max_epochs=abc": (
+            train(kaggle_root, "trainer.max_epochs=abc"), "medivision.train: trainer.max_epochs='abc' is not "
+            "accepted: lightning.Trainer takes max_epochs: Optional[int]"),
+        "evaluate, hostile ckpt": (
+            ["medivision.evaluate", f"ckpt={hostile}", f"data.root={kaggle_root}", f"data.cache_dir={tmp}",
+             f"hydra.run.dir={tmp / 'evaluate'}"], f"medivision.evaluate: {refused(hostile)}"),
+        "enhance, device=tpu": (
+            ["medivision.enhance", f"ckpt={hostile}", f"input={tmp / 'slice.png'}", f"output={tmp / 'sr.png'}",
+             "device=tpu"], "medivision.enhance: device='tpu' is not one of cpu, cuda (cuda:N for the Nth GPU)"),
+        "export, hostile bare pickle": (
+            ["medivision.export", f"ckpt={tmp / 'hostile.pkl'}"], f"medivision.export: {refused(tmp / 'hostile.pkl')}"),
+        "compare, no such runs": (
+            ["medivision.compare", str(tmp / "sweep"), "--runs-root", str(tmp)],
+            f"medivision.compare: no runs found for '{tmp / 'sweep'}': it is not a folder, no local W&B run under "
+            f"{tmp}/ has that group; log in to W&B (wandb login) to read groups from the server"),
+        "degradation_matrix, runs missing": (
+            ["medivision.degradation_matrix", f"runs={tmp / 'sweep'}", f"hydra.run.dir={tmp / 'matrix'}"],
+            f"medivision.degradation_matrix: runs={tmp / 'sweep'} does not exist: pass the folder of a "
+            "+experiment=degradation_ablation multirun, run folders or .ckpt files"),
+        "benchmark, unknown section": (
+            ["medivision.benchmark", "benchmark.sections=[speed]", f"hydra.run.dir={tmp / 'benchmark'}"],
+            "medivision.benchmark: benchmark.sections=['speed']: ['speed'] not among training, inference, data"),
+    }
+
+
+def run_command(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
+    """`python -m <command>` as a user runs it: no MEDIVISION_DATA, no HYDRA_FULL_ERROR, W&B offline."""
+    kept = {key: value for key, value in os.environ.items() if key not in ("MEDIVISION_DATA", "HYDRA_FULL_ERROR")}
+    return subprocess.run([sys.executable, "-m", *command], cwd=cwd, capture_output=True, text=True, timeout=300,
+                          env={**kept, "PYTHONPATH": str(REPO), "WANDB_MODE": "offline", **env})
+
+
+@pytest.fixture(scope="module")
+def bad_input_dir(kaggle_root, tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("bad_inputs")
+    write_bad_inputs(kaggle_root, tmp)
+    return tmp
+
+
+@pytest.mark.slow  # 15 fresh interpreters: about a minute
+@pytest.mark.parametrize("case", list(bad_inputs(Path("data"), Path("tmp"))))
+def test_every_command_ends_bad_input_with_one_line(case, kaggle_root, bad_input_dir):
+    command, message = bad_inputs(kaggle_root, bad_input_dir)[case]
+    result = run_command(command, bad_input_dir)
+    # stdout and stderr together: the message is all the command printed, no warning or library line beside it
+    lines = (result.stdout + result.stderr).splitlines()
+    assert len(lines) == 1, result.stdout + result.stderr
+    line = lines[0]
+    assert line.startswith(message.removesuffix("...")) if message.endswith("...") else line == message
+    assert result.returncode == 1
+    assert not (bad_input_dir / "code-ran").exists()  # the hostile checkpoint was refused, never run
+    assert not (bad_input_dir / "run" / "cache").exists()  # nothing was decoded
+
+
+@pytest.mark.slow
+def test_hydra_full_error_shows_the_traceback(bad_input_dir):
+    command, message = bad_inputs(Path("unused"), bad_input_dir)["enhance, device=tpu"]
+    result = run_command(command, bad_input_dir, HYDRA_FULL_ERROR="1")
+    assert result.returncode == 1
+    assert "Traceback (most recent call last):" in result.stderr
+    assert result.stderr.splitlines()[-1] == "ValueError: " + message.removeprefix("medivision.enhance: ")
+
+
+def test_user_errors_become_one_line_and_bugs_keep_their_traceback(capsys, monkeypatch):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+
+    @one_line_errors("medivision.x")
+    def wrapped(error: Exception) -> None:
+        raise error
+
+    constructor = DataError("data.root=/d has no Testing/ folder:\n  expected Training/ and Testing/")
+    try:
+        raise InstantiationException("Error in call to target 'SRDataModule'") from constructor
+    except InstantiationException as error:
+        instantiated = error
+    for error in (instantiated, FileNotFoundError("weights=/w.pth: no such file"), PermissionError("cannot read")):
+        with pytest.raises(SystemExit) as stop:
+            wrapped(error)
+        assert stop.value.code == 1
+    assert capsys.readouterr().err.splitlines() == [
+        "medivision.x: data.root=/d has no Testing/ folder: expected Training/ and Testing/",
+        "medivision.x: weights=/w.pth: no such file", "medivision.x: cannot read"]
+    for bug in (KeyError("generator"), RuntimeError("mat1 and mat2 shapes cannot be multiplied"),
+                InstantiationException("Error in call to target 'Trainer'")):
+        with pytest.raises(type(bug)):
+            wrapped(bug)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(FileNotFoundError):
+        wrapped(FileNotFoundError("weights=/w.pth: no such file"))
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("tpu", "device='tpu' is not one of cpu, cuda"),
+    ("xla", "device='xla' is not one of cpu, cuda"),  # a device type torch knows, but not one MediVision runs on
+    ("gpu0", "device='gpu0' is not one of cpu, cuda"),
+    # a GPU this machine lacks
+    ("cuda:64", r"this machine has \d CUDA GPU" if torch.cuda.is_available() else "finds no CUDA GPU on this machine"),
+])
+def test_bad_devices_are_named_before_any_model_is_loaded(device, message):
+    with pytest.raises(ValueError, match=message):
+        inference_device(device)
+    assert inference_device("cpu") == torch.device("cpu")
+
+
+def test_trainer_values_lightning_would_trip_over_later(kaggle_root, tmp_path):
+    cfg = compose_train(tiny(kaggle_root, tmp_path, "trainer.devices=auto", "trainer.precision=bf16-mixed"))
+    check_trainer_arguments(OmegaConf.to_container(cfg.trainer, resolve=True))  # the shipped config passes
+    with pytest.raises(ValueError, match=r"^trainer.max_epochs='abc' is not accepted: lightning.Trainer takes "
+                                         r"max_epochs: Optional\[int\]; trainer.precision=17 is not accepted"):
+        check_trainer_arguments({"max_epochs": "abc", "precision": 17, "limit_val_batches": 0.5})
+    with pytest.raises(ValueError, match="trainer.max_epoch is not an argument of lightning.Trainer"):
+        check_trainer_arguments({"max_epoch": 3})

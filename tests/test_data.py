@@ -213,7 +213,8 @@ def test_batches_after_transfer(kaggle_root, tmp_path):
     raw = next(iter(dm.val_dataloader()))
     assert raw["hr"].dtype == torch.uint8 and raw["hr"].shape == (4, 1, 128, 128)
     batch = dm.on_after_batch_transfer(raw, 0)
-    assert set(batch) == {"hr", "lr", "label"}
+    assert set(batch) == {"hr", "lr", "label", "index"}
+    assert batch["index"].tolist() == raw["index"].tolist()
     assert batch["hr"].shape == (4, 1, 128, 128) and batch["hr"].dtype == torch.float32
     assert batch["lr"].shape == (4, 1, 32, 32) and batch["lr"].dtype == torch.float32
     assert batch["label"].shape == (4,) and batch["label"].dtype == torch.int64

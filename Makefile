@@ -2,18 +2,29 @@
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The exact versions the tests passed with; `make lock` re-resolves them from pyproject.toml.
+CONSTRAINTS := constraints.txt
+PIP := --quiet --disable-pip-version-check
 
-.PHONY: help install demo test lint clean-outputs
+.PHONY: help install lock demo test lint clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,demo,sweep]'
+	$(PY) -m pip install $(PIP) -c $(CONSTRAINTS) -e '.[dev,demo,sweep]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with its dev, demo and sweep extras
+install: $(STAMP)  ## create .venv and install the project with its dev, demo and sweep extras, as constraints.txt pins
+
+lock:  ## re-resolve the newest versions pyproject.toml allows into constraints.txt (then: make test, commit both)
+	rm -rf .lock-venv
+	python3 -m venv .lock-venv
+	.lock-venv/bin/python -m pip install $(PIP) -e '.[dev,demo,sweep]'
+	{ echo "# Written by 'make lock' on $$(date -u +%Y-%m-%d): what make install and .ci/run install."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable; } > $(CONSTRAINTS)
+	rm -rf .lock-venv
 
 demo: $(STAMP)  ## train pretrain + GAN on the embedded MNI152 slices (CPU, ~5 min), print PSNR/SSIM vs bicubic
 	$(PY) -m medivision.train +experiment=demo

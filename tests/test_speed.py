@@ -43,7 +43,7 @@ def test_evaluation_lr_is_made_once_and_equals_a_fresh_degrade(kind, kaggle_root
     for loader in (dm.val_dataloader(), dm.test_dataloader()):
         for raw in loader:
             batch = dm.on_after_batch_transfer(dict(raw), 0)  # validating or testing: looked up
-            assert set(batch) == {"hr", "lr", "label"}
+            assert set(batch) == {"hr", "lr", "label", "index"}
             # A batch of 3 degraded now, with each image's seed, gives what the table made in chunks of 256.
             seeds = sample_seeds(5, raw["index"]) if kind == "kspace_noise" else None
             torch.testing.assert_close(batch["lr"], degrade(batch["hr"], 4, kind, seeds=seeds), rtol=0, atol=1e-6)

@@ -83,8 +83,9 @@ def derive(source: nib.Nifti1Image, volume: np.ndarray, axis: int, scale: int, n
     volume: values [X', Y', Z'] with the two axes other than `axis` `scale` times longer. The affine maps
     the new voxel i' to the source's voxel index (i' + 0.5) / scale - 0.5 along those axes (the same
     pixel centres as the network's upsampling), so zooms shrink by `scale` and the volume stays in
-    place; the slice axis is unchanged. qform and sform both hold that affine, each with the source's code
-    (the space its coordinates are in, which the finer grid shares). The on-disk dtype is kept (nibabel
+    place; the slice axis is unchanged. The qform and the sform are each refined that way from the source's
+    own form and keep its code (the two may place the volume in different spaces, e.g. scanner and MNI
+    coordinates). The on-disk dtype is kept (nibabel
     rescales float values into an integer dtype with scl_slope/scl_inter); cal_min/cal_max are the new
     volume's range; `descrip` says the volume is a model estimate.
     """
@@ -92,11 +93,10 @@ def derive(source: nib.Nifti1Image, volume: np.ndarray, axis: int, scale: int, n
     for in_plane in (a for a in range(3) if a != axis):
         to_source[in_plane, in_plane] = 1.0 / scale
         to_source[in_plane, 3] = -(scale - 1) / (2 * scale)
-    affine = source.affine @ to_source
-    derived = type(source)(volume, affine, header=source.header.copy())
+    derived = type(source)(volume, source.affine @ to_source, header=source.header.copy())
     # Left alone, nibabel would mark the changed affine "aligned" (sform) and "unknown" (qform).
-    derived.set_qform(affine, int(source.header["qform_code"]))
-    derived.set_sform(affine, int(source.header["sform_code"]))
+    derived.set_qform(source.header.get_qform() @ to_source, int(source.header["qform_code"]))
+    derived.set_sform(source.header.get_sform() @ to_source, int(source.header["sform_code"]))
     derived.set_data_dtype(source.get_data_dtype())
     derived.header["cal_min"], derived.header["cal_max"] = float(volume.min()), float(volume.max())
     derived.header["descrip"] = note.encode("ascii", "replace")[:_DESCRIP_BYTES - 1]

@@ -23,7 +23,8 @@ lock:  ## re-resolve the newest versions pyproject.toml allows into constraints.
 	python3 -m venv .lock-venv
 	.lock-venv/bin/python -m pip install $(PIP) -e '.[dev,demo,sweep]'
 	{ echo "# Written by 'make lock' on $$(date -u +%Y-%m-%d): what make install and .ci/run install."; \
-	  .lock-venv/bin/python -m pip freeze --exclude-editable; } > $(CONSTRAINTS)
+	  .lock-venv/bin/python -m pip freeze --exclude-editable; } > .lock-venv/constraints.txt
+	mv .lock-venv/constraints.txt $(CONSTRAINTS)
 	rm -rf .lock-venv
 
 demo: $(STAMP)  ## train pretrain + GAN on the embedded MNI152 slices (CPU, ~5 min), print PSNR/SSIM vs bicubic

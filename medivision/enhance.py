@@ -138,10 +138,10 @@ def enhance(cfg: DictConfig) -> Report:
     start = time.perf_counter()
     with tqdm(total=len(todo.images) + len(todo.dicom), unit="image", disable=_quiet(todo), leave=False) as bar:
         for source, target in todo.images:
-            report.add(_attempt(report, source, partial(_image, source, target, upscaler, intensity, note, bar)))
+            report.add(_attempt(report, [source], partial(_image, source, target, upscaler, intensity, note, bar)))
         _dicom(todo.dicom, upscaler, intensity, cfg.dicom_format, note, report, bar)
         for source, target in todo.nifti:
-            report.add(_attempt(report, source,
+            report.add(_attempt(report, [source],
                                 partial(_volume, source, target, upscaler, intensity, cfg.axis, note, bar)))
     report.seconds = time.perf_counter() - start
     if not report.written:
@@ -157,8 +157,9 @@ def _quiet(todo: Plan) -> bool:
     return len(todo.pairs) < 2 and not todo.nifti
 
 
-def _attempt(report: Report, source: Path, work):
-    """work()'s result, or None when it failed: that file is skipped with its reason, and the run goes on.
+def _attempt(report: Report, sources: list[Path], work):
+    """work()'s result, or None when it failed: the files it was for are skipped with the reason, and the run
+    goes on. `sources` is one file, or the files of a DICOM series or intensity map, which fail together.
 
     ValueError is bad input, said in one line by the reader or writer. Anything else (a decoder, the model
     on an odd image, a full disk, or a bug) is logged with its traceback, so that no failure goes unseen;
@@ -167,12 +168,14 @@ def _attempt(report: Report, source: Path, work):
     try:
         return work()
     except ValueError as error:
-        reason = str(error) if str(source) in str(error) else f"{source}: {error}"
-        logger.warning("skipped %s", reason)
+        message, traceback = str(error), False
     except Exception as error:
-        reason = f"{source}: {type(error).__name__}: {error}".replace("\n", " ")
-        logger.warning("skipped %s", reason, exc_info=True)
-    report.skip(source, reason)
+        message, traceback = f"{type(error).__name__}: {error}".replace("\n", " "), True
+    together = f" ({len(sources)} files of one series, skipped together)" if len(sources) > 1 else ""
+    for source in sources:
+        reason = (message if str(source) in message else f"{source}: {message}") + together
+        logger.warning("skipped %s", reason, exc_info=traceback and source == sources[0])
+        report.skip(source, reason)
     return None
 
 
@@ -215,14 +218,15 @@ def _upscale(unit: np.ndarray, upscaler: Upscaler, keep, bar) -> tuple[np.ndarra
 
 def _dicom(pairs: list[tuple[Path, Path]], upscaler: Upscaler, intensity: str, dicom_format: str, note: str,
            report: Report, bar) -> None:
-    """DICOM files grouped into series, each written to one new series; a file that fails is skipped alone.
+    """DICOM files grouped into series, each written to one new series; a file that fails is skipped alone,
+    and where a series cannot be prepared (its new series, an intensity map), the files it is for.
 
     The single-frame files of a series with the same pixel type share one intensity map (they are slices
     of one volume); a multi-frame object has its own, for all its frames.
     """
     loaded, targets = [], {}
     for source, target in pairs:
-        read = _attempt(report, source, partial(dicom_files.read_dicom, source))
+        read = _attempt(report, [source], partial(dicom_files.read_dicom, source))
         if read is None:
             bar.update()
             continue
@@ -231,18 +235,33 @@ def _dicom(pairs: list[tuple[Path, Path]], upscaler: Upscaler, intensity: str, d
         bar.total += len(read[1]) - 1  # the bar counts frames
     start = datetime.datetime.now()
     for members in dicom_files.sort_series(loaded).values():
-        series = DerivedSeries.beside(members[0][1], start)
-        groups: dict[tuple, list] = {}
-        for member in members:
-            stored = targets[member[0]][1]
-            key = (member[0],) if len(stored) > 1 else (stored.dtype, stored.shape[1])
-            groups.setdefault(key, []).append(member)
-        for group in groups.values():
-            mapping = IntensityMap.fit(np.concatenate([targets[source][1].ravel() for source, _ in group]), intensity)
+        series = _attempt(report, [path for path, _ in members], partial(DerivedSeries.beside, members[0][1], start))
+        if series is None:
+            continue
+        for group in _intensity_groups(members, targets):
+            sources = [path for path, _ in group]
+            mapping = _attempt(report, sources, partial(_fit, [targets[path][1] for path in sources], intensity))
+            if mapping is None:
+                continue
             for source, dataset in group:
                 target, stored = targets[source]
-                report.add(_attempt(report, source, partial(
+                report.add(_attempt(report, [source], partial(
                     _dicom_file, source, target, dataset, stored, mapping, series, upscaler, dicom_format, note, bar)))
+
+
+def _intensity_groups(members: list, targets: dict) -> list[list]:
+    """A series' files by the intensity map they share: single-frame files of one pixel type; each multi-frame."""
+    groups: dict[tuple, list] = {}
+    for member in members:
+        stored = targets[member[0]][1]
+        key = (member[0],) if len(stored) > 1 else (stored.dtype, stored.shape[1])
+        groups.setdefault(key, []).append(member)
+    return list(groups.values())
+
+
+def _fit(stored: list[np.ndarray], intensity: str) -> IntensityMap:
+    """One intensity map for the stored values of all of `stored`."""
+    return IntensityMap.fit(np.concatenate([values.ravel() for values in stored]), intensity)
 
 
 def _dicom_file(source: Path, target: Path, dataset, stored: np.ndarray, mapping: IntensityMap,

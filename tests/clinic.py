@@ -1,4 +1,4 @@
-"""Helpers for the evaluate/enhance/export tests: composing their configs, writing real DICOM and NIfTI files."""
+"""Helpers for the evaluate/enhance/export tests: composing configs, running enhance, writing DICOM and NIfTI."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from medivision.enhance import Report, enhance
 from tests.conftest import brain_like
 from tests.training import CONF_DIR
 
@@ -21,6 +22,11 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
     """conf/<name>.yaml composed with `overrides`, as `python -m medivision.<name>` would."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(name, overrides=overrides)
+
+
+def run(checkpoint: Path, source: Path, output: Path, *extra: str) -> Report:
+    """`python -m medivision.enhance ckpt=checkpoint input=source output=output *extra`, in-process."""
+    return enhance(compose_config("enhance", [f"ckpt={checkpoint}", f"input={source}", f"output={output}", *extra]))
 
 
 def brain_slices(count: int, height: int, width: int, seed: int = 0) -> np.ndarray:

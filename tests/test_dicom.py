@@ -1,5 +1,6 @@
 """DICOM in `medivision.enhance` on pydicom's own test files: every transfer syntax, multi-frame objects,
-the conventions of derived images, and folders in which some files fail."""
+the conventions of derived images, and folders in which some files fail. Where no model is needed, the
+derived object is built by `medivision.io.dicom_derived.derive` alone."""
 
 import datetime
 import shutil
@@ -11,8 +12,9 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian
 
 import medivision.enhance
-from tests.clinic import write_dicom_series
-from tests.test_enhance import run
+from medivision.io.dicom_derived import DerivedSeries, derive
+from medivision.io.intensity import IntensityMap
+from tests.clinic import run, write_dicom_series
 
 # One MR slice in every lossless encoding pydicom ships: the same stored values in each.
 MR_SMALL = ("MR_small.dcm", "MR_small_implicit.dcm", "MR_small_bigendian.dcm", "MR_small_expb.dcm",
@@ -39,6 +41,32 @@ def copy_in(folder, names, find=bundled):
     return folder
 
 
+def derived_from(dataset, scale=4):
+    """`dataset` derived with zero pixels on the finer grid: its metadata as enhance writes it."""
+    frames, samples = int(dataset.get("NumberOfFrames") or 1), dataset.SamplesPerPixel
+    dtype = f"{'i' if dataset.PixelRepresentation else 'u'}{dataset.BitsAllocated // 8}"
+    pixels = np.zeros((frames, samples, dataset.Rows * scale, dataset.Columns * scale), dtype)
+    series = DerivedSeries.beside(dataset, datetime.datetime.now())
+    return derive(dataset, pixels, scale, series, "SR 4x model estimate")
+
+
+def with_values(source, path, values):
+    """`source` (Explicit VR Little Endian) saved to `path` with IS elements {tag: two characters} as given,
+    valid or not (pydicom refuses to set an invalid IS value, but reads one)."""
+    dataset = pydicom.dcmread(source)
+    for tag in values:
+        dataset[tag].value = 99
+    dataset.save_as(path)
+    data = path.read_bytes()
+    for tag, text in values.items():
+        element = tag.to_bytes(4, "big")
+        header = element[1::-1] + element[:1:-1] + b"IS\x02\x00"  # group, element little endian; VR, length
+        assert data.count(header + b"99") == 1
+        data = data.replace(header + b"99", header + text.encode())
+    path.write_bytes(data)
+    return path
+
+
 def assert_uncompressed_little_endian(dataset):
     assert dataset.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
     assert dataset.original_encoding == (False, True)  # as read back: explicit VR, little endian
@@ -59,16 +87,23 @@ def test_every_encoding_of_an_mr_slice_gives_the_same_uncompressed_output(tiny_c
         assert np.array_equal(derived.pixel_array, reference), name  # big endian and compressed read alike
 
 
-@pytest.mark.slow  # 512x512 and 1024x256 inputs: about 5 s each on two cores
-@pytest.mark.parametrize("name, syntax, lossy", [
-    ("image_dfl.dcm", "Deflated Explicit VR Little Endian", None),
-    ("JPGExtended.dcm", "JPEG Extended (Process 2 and 4)", "01"),  # 12-bit lossy JPEG
-    ("JPEG2000.dcm", "JPEG 2000 Image Compression", "01"),  # the source says it was lossy compressed
+SLOW = pytest.mark.slow  # 512x512 and larger inputs: 4 s (1024x256) to 14 s (1024x1024) each on two cores
+
+
+@pytest.mark.parametrize("name, find, syntax, lossy", [
+    ("JPEGLSNearLossless_16.dcm", bundled, "JPEG-LS Lossy (Near-Lossless) Image Compression", "01"),  # unflagged
+    ("SC_rgb_jpeg_dcmtk.dcm", bundled, "JPEG Baseline (Process 1)", "01"),  # YBR_FULL, decoded to RGB
+    pytest.param("image_dfl.dcm", bundled, "Deflated Explicit VR Little Endian", None, marks=SLOW),
+    pytest.param("JPGExtended.dcm", bundled, "JPEG Extended (Process 2 and 4)", "01", marks=SLOW),  # 12-bit
+    pytest.param("JPEG-LL.dcm", external, "JPEG Lossless, Non-Hierarchical, First-Order Prediction (Process 14 "
+                 "[Selection Value 1])", "00", marks=SLOW),  # libjpeg; the source says 00
+    pytest.param("JPEG2000.dcm", bundled, "JPEG 2000 Image Compression", "01", marks=SLOW),
+    pytest.param("MR2_J2KI.dcm", external, "JPEG 2000 Image Compression", "01", marks=SLOW),  # 1024x1024, lossy
 ])
-def test_deflated_and_compressed_files_are_enhanced(tiny_checkpoint, tmp_path, name, syntax, lossy):
-    source = pydicom.dcmread(bundled(name))
+def test_deflated_and_compressed_files_are_enhanced(tiny_checkpoint, tmp_path, name, find, syntax, lossy):
+    source = pydicom.dcmread(find(name))
     assert source.file_meta.TransferSyntaxUID.name == syntax
-    (written,) = run(tiny_checkpoint, bundled(name), tmp_path / name).written
+    (written,) = run(tiny_checkpoint, find(name), tmp_path / name).written
     derived = pydicom.dcmread(written)
     assert_uncompressed_little_endian(derived)
     assert (derived.Rows, derived.Columns, derived.BitsStored) == (source.Rows * 4, source.Columns * 4,
@@ -76,6 +111,17 @@ def test_deflated_and_compressed_files_are_enhanced(tiny_checkpoint, tmp_path, n
     pixels, stored = derived.pixel_array, source.pixel_array
     assert stored.min() <= pixels.min() and pixels.max() <= stored.max() and pixels.max() > stored.max() / 2
     assert derived.get("LossyImageCompression") == lossy  # once lossy compressed, always flagged so
+
+
+@pytest.mark.parametrize("said, lossy, method", [(None, "01", "ISO_15444_1"), ("00", "00", None)])
+def test_jpeg_2000_is_flagged_lossy_unless_the_source_says_it_was_not(said, lossy, method):
+    source = pydicom.dcmread(bundled("JPEG2000.dcm"))  # JPEG 2000 may be reversible or not
+    del source.LossyImageCompression
+    if said is not None:
+        source.LossyImageCompression = said
+    derived = derived_from(source)
+    assert derived.get("LossyImageCompression") == lossy
+    assert derived.get("LossyImageCompressionMethod") == method
 
 
 def test_damaged_files_are_skipped_with_their_reason(tiny_checkpoint, tmp_path):
@@ -99,6 +145,11 @@ def test_a_bad_file_first_in_the_middle_or_last_never_stops_the_folder(tiny_chec
     shutil.copy(bundled("MR_truncated.dcm"), folder / "m_truncated.dcm")  # decoding fails, in the middle
     shutil.copy(bundled("MR_small.dcm"), folder / "n_model.dcm")  # the model fails on it (below)
     shutil.copy(bundled("MR_small.dcm"), folder / "z_unwritable.dcm")  # writing fails, sorts last
+    bad_numbers = pydicom.dcmread(bundled("MR_small.dcm"))
+    bad_numbers.SeriesInstanceUID = pydicom.uid.generate_uid()  # a series of its own, read after n_model's
+    bad_numbers.save_as(tmp_path / "own_series.dcm")
+    with_values(tmp_path / "own_series.dcm", folder / "p_bad_numbers.dcm", {0x00200011: "ab", 0x00200013: "x1"})
+    write_dicom_series(folder / "no_map", count=2, size=(16, 12))  # its intensity map fails (below)
     (tmp_path / "out" / "z_unwritable.dcm").mkdir(parents=True)  # a folder where its output file should go
     super_resolve = medivision.enhance.super_resolve
 
@@ -108,22 +159,36 @@ def test_a_bad_file_first_in_the_middle_or_last_never_stops_the_folder(tiny_chec
             raise RuntimeError("not enough memory: you tried to allocate 1099511627776 bytes")
         return super_resolve(model, lr, *args)
 
+    fit = IntensityMap.fit.__func__
+
+    def no_finite_values_in_16_by_12_slices(cls, values, mode="minmax"):
+        if values.size == 2 * 16 * 12:
+            raise ValueError("the image holds no finite values")
+        return fit(cls, values, mode)
+
     failing_on_64_pixel_rows.failed = False
     monkeypatch.setattr(medivision.enhance, "super_resolve", failing_on_64_pixel_rows)
+    monkeypatch.setattr(IntensityMap, "fit", classmethod(no_finite_values_in_16_by_12_slices))
     report = run(tiny_checkpoint, folder, tmp_path / "out", "overwrite=true")
-    assert sorted(path.name for path in report.written) == ["slice000.dcm", "slice001.dcm"]
-    reasons = dict((path.name, reason) for path, reason in report.skipped)
-    assert sorted(reasons) == ["a_garbage.dcm", "m_truncated.dcm", "n_model.dcm", "z_unwritable.dcm"]
+    written = sorted(path.relative_to(tmp_path / "out").as_posix() for path in report.written)
+    assert written == ["p_bad_numbers.dcm", "slice000.dcm", "slice001.dcm"]
+    assert pydicom.dcmread(tmp_path / "out" / "p_bad_numbers.dcm").SeriesNumber == 1000  # 0 + 1000
+    reasons = dict((path.relative_to(folder).as_posix(), reason) for path, reason in report.skipped)
+    assert sorted(reasons) == ["a_garbage.dcm", "m_truncated.dcm", "n_model.dcm", "no_map/slice000.dcm",
+                               "no_map/slice001.dcm", "z_unwritable.dcm"]
     assert "a_garbage.dcm cannot be read as DICOM" in reasons["a_garbage.dcm"]
     assert "RuntimeError: not enough memory" in reasons["n_model.dcm"]
     assert "z_unwritable.dcm: IsADirectoryError" in reasons["z_unwritable.dcm"]
-    assert "skipped 4 of 6 files" in report.summary()
+    for name in ("no_map/slice000.dcm", "no_map/slice001.dcm"):
+        assert reasons[name] == (f"{folder / name}: the image holds no finite values (2 files of one series, "
+                                 "skipped together)")
+    assert "skipped 6 of 9 files" in report.summary()
 
-    # into a fresh folder, with the model working: only the two unreadable files are skipped
-    with pytest.raises(ValueError, match=r"strict=true: 2 of 6 files were skipped \(.*a_garbage.dcm cannot be read"
-                                         r".*; the other 4 outputs are written"):
+    # into a fresh folder, with the model working: the two unreadable files and the series without a map
+    with pytest.raises(ValueError, match=r"strict=true: 4 of 9 files were skipped \(.*a_garbage.dcm cannot be read"
+                                         r".*; the other 5 outputs are written"):
         run(tiny_checkpoint, folder, tmp_path / "strict", "strict=true")
-    assert len(list((tmp_path / "strict").iterdir())) == 4
+    assert len(list((tmp_path / "strict").iterdir())) == 5
     bad = tmp_path / "bad"
     bad.mkdir()
     for name in ("a_garbage.dcm", "m_truncated.dcm"):
@@ -222,12 +287,34 @@ def test_enhanced_ct_functional_groups_describe_the_finer_grid(tiny_checkpoint, 
 
 def test_word_values_of_a_big_endian_file_are_swapped_and_unknown_ones_dropped(tiny_checkpoint, tmp_path):
     dataset = pydicom.dcmread(bundled("MR_small_bigendian.dcm"))
-    overlay = np.arange(64 * 64 // 16, dtype=np.uint16)  # 64x64 overlay bits, as 16-bit words
-    dataset.add_new(0x60000010, "US", 64)
-    dataset.add_new(0x60000011, "US", 64)
-    dataset.add_new(0x60003000, "OW", overlay.astype(">u2").tobytes())  # pydicom writes OW bytes as given
+    table = np.arange(0, 4096, 16, dtype=np.uint16)  # a VOI LUT of 256 entries, 16-bit words
+    lut = pydicom.Dataset()
+    lut.LUTDescriptor = [256, 0, 16]
+    lut.add_new(0x00283006, "OW", table.astype(">u2").tobytes())  # LUT Data; pydicom writes OW bytes as given
+    dataset.VOILUTSequence = [lut]
     dataset.add_new(0x0018FFF0, "UN", b"\x00\x01\x02\x03")  # public, but in no dictionary: its layout is unknown
     dataset.save_as(tmp_path / "big.dcm")
     derived = pydicom.dcmread(run(tiny_checkpoint, tmp_path / "big.dcm", tmp_path / "out.dcm").written[0])
-    assert np.array_equal(np.frombuffer(derived[0x60003000].value, "<u2"), overlay)
+    assert np.array_equal(np.frombuffer(derived.VOILUTSequence[0][0x00283006].value, "<u2"), table)
     assert 0x0018FFF0 not in derived
+
+
+def test_overlay_planes_on_the_source_grid_are_dropped():
+    source = pydicom.dcmread(external("MR-SIEMENS-DICOM-WithOverlays.dcm"))
+    assert (source[0x60000010].value, source[0x60000011].value) == (source.Rows, source.Columns)  # Overlay Rows/Columns
+    derived = derived_from(source)
+    assert derived.Rows == 4 * source.Rows
+    assert not any(0x6000 <= element.tag.group <= 0x601E for element in derived)  # no overlay on the wrong grid
+
+
+def test_derivation_of_an_enhanced_object_is_per_frame_only(tmp_path):
+    source = pydicom.dcmread(external("eCT_Supplemental.dcm"))
+    shared = source.SharedFunctionalGroupsSequence[0]
+    earlier = pydicom.Dataset()
+    earlier.DerivationDescription = "an earlier derivation, for all frames"
+    shared.DerivationImageSequence = [earlier]
+    derived = derived_from(source)
+    assert "DerivationImageSequence" not in derived.SharedFunctionalGroupsSequence[0]
+    for number, frame in enumerate(derived.PerFrameFunctionalGroupsSequence, start=1):
+        assert frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedFrameNumber == number
+    derived.save_as(tmp_path / "derived.dcm", enforce_file_format=True)  # a writable object

@@ -11,15 +11,10 @@ import pydicom
 import pytest
 from PIL import Image
 
-from medivision.enhance import enhance
 from medivision.export import export
-from tests.clinic import brain_slices, compose_config, write_dicom_series, write_volume
+from tests.clinic import brain_slices, compose_config, run, write_dicom_series, write_volume
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run(checkpoint, source, output, *extra):
-    return enhance(compose_config("enhance", [f"ckpt={checkpoint}", f"input={source}", f"output={output}", *extra]))
 
 
 def gray(height=23, width=31, high=255, dtype=np.uint8, low=0):

@@ -66,13 +66,24 @@ def read_dicom(path: Path) -> tuple[Dataset, np.ndarray]:
 
 
 def sort_series(items: Sequence[tuple[Path, Dataset]]) -> dict[str, list[tuple[Path, Dataset]]]:
-    """Group DICOM files by Series Instance UID, each series ordered by Instance Number, then file name."""
+    """Group DICOM files by Series Instance UID, each series ordered by Instance Number (0 if invalid), then name."""
     series: dict[str, list[tuple[Path, Dataset]]] = {}
     for path, dataset in items:
         series.setdefault(str(dataset.get("SeriesInstanceUID", path.parent)), []).append((path, dataset))
     for members in series.values():
-        members.sort(key=lambda item: (int(item[1].get("InstanceNumber") or 0), item[0].name))
+        members.sort(key=lambda item: (integer(item[1], "InstanceNumber"), item[0].name))
     return series
+
+
+def integer(dataset: Dataset, keyword: str, default: int = 0) -> int:
+    """The value of an IS (integer string) element, or `default` where it is absent, empty or not an integer.
+
+    pydicom keeps an invalid IS value (e.g. 'ab', written by a non-conformant device) as its text.
+    """
+    try:
+        return int(dataset.get(keyword) or default)
+    except (TypeError, ValueError, OverflowError):
+        return default
 
 
 def write_dicom(path: Path, dataset: Dataset) -> None:

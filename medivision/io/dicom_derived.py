@@ -1,8 +1,9 @@
 """The DICOM object of a super-resolved image: a derived instance in a new series, saying how it was made.
 
 It follows DICOM's conventions for derived images (PS3.3 C.7.6.1.1.3, C.7.6.16.2.6; codes from PS3.16):
-- a new series beside the source's: new Series Instance UID, Series Number = the source's + 1000, Series
-  Date/Time = when the run started; new SOP Instance UID, Instance Creation and Content Date/Time = now;
+- a new series beside the source's: new Series Instance UID, Series Number = the source's + 1000 (or 1000
+  where it has none that is an integer), Series Date/Time = when the run started; new SOP Instance UID,
+  Instance Creation and Content Date/Time = now;
 - Image Type DERIVED\\SECONDARY (enhanced multi-frame objects, whose value 2 is PRIMARY by their IOD:
   DERIVED with value 2 kept, and every frame's Frame Type DERIVED);
 - Derivation Code Sequence (113085, DCM, "Spatial resampling"), CID 7203 Image Derivation;
@@ -11,8 +12,11 @@ It follows DICOM's conventions for derived images (PS3.3 C.7.6.1.1.3, C.7.6.16.2
   Image functional group (with the source's frame number); other objects at the top level.
 - Private elements are dropped: vendors keep acquisition and pixel details there (sizes, scaling, raw
   headers) that are wrong for the finer image, and their layout is unknown, so they cannot be updated.
+  Overlay planes (groups 6000-601E) are dropped: their bits lie on the source's pixel grid.
 - Pixel values stay stored values (same dtype, Bits Stored, Rescale Slope/Intercept), written Explicit VR
-  Little Endian, uncompressed; a source that was lossy compressed stays flagged Lossy Image Compression 01.
+  Little Endian, uncompressed. A source that was lossy compressed stays flagged Lossy Image Compression 01:
+  one that says so, or one in a lossy transfer syntax (JPEG baseline/extended, JPEG-LS near-lossless), or in
+  one that may be lossy (JPEG 2000, HTJ2K) unless it says Lossy Image Compression 00.
 """
 
 from __future__ import annotations
@@ -25,8 +29,18 @@ import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
-from pydicom.uid import ExplicitVRLittleEndian, JPEGBaseline8Bit, JPEGExtended12Bit, generate_uid
+from pydicom.uid import (
+    HTJ2K,
+    JPEG2000,
+    ExplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLSNearLossless,
+    generate_uid,
+)
 from pydicom.valuerep import DSfloat
+
+from medivision.io.dicom import integer
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SERIES_NUMBER_OFFSET = 1000
@@ -36,7 +50,11 @@ PURPOSE: Code = codes.DCM.SourceImageForImageProcessingOperation  # (121322, DCM
 _STALE = ("PixelData", "SmallestImagePixelValue", "LargestImagePixelValue", "SmallestPixelValueInSeries",
           "LargestPixelValueInSeries", "IconImageSequence")
 _WORD_BYTES = {"OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}  # VRs whose values pydicom keeps as raw bytes
-_ALWAYS_LOSSY = (JPEGBaseline8Bit, JPEGExtended12Bit)
+_OVERLAY_GROUPS = range(0x6000, 0x601F, 2)  # the 16 overlay planes, PS3.3 C.9.2
+# Lossy Image Compression Method (PS3.3 C.7.6.1.1.5.1) of the transfer syntaxes that are always lossy ...
+_LOSSY = {JPEGBaseline8Bit: "ISO_10918_1", JPEGExtended12Bit: "ISO_10918_1", JPEGLSNearLossless: "ISO_14495_1"}
+# ... and of those that may be lossy or not: lossy unless the source says Lossy Image Compression 00.
+_MAYBE_LOSSY = {JPEG2000: "ISO_15444_1", HTJ2K: "ISO_15444_15"}
 
 
 @dataclass(frozen=True)
@@ -50,8 +68,8 @@ class DerivedSeries:
 
     @classmethod
     def beside(cls, source: Dataset, start: datetime.datetime) -> DerivedSeries:
-        """A new series for the SR images of `source`'s series, numbered after it, dated `start`."""
-        number = int(source.get("SeriesNumber") or 0) + SERIES_NUMBER_OFFSET
+        """A new series for the SR images of `source`'s series, numbered after it (or 1000), dated `start`."""
+        number = integer(source, "SeriesNumber") + SERIES_NUMBER_OFFSET
         return cls(generate_uid(), number, start.strftime("%Y%m%d"), start.strftime("%H%M%S"))
 
 
@@ -92,14 +110,14 @@ def derive(source: Dataset, pixels: np.ndarray, scale: int, series: DerivedSerie
 
 
 def _public_copy(source: Dataset) -> Dataset:
-    """A copy of `source` without private elements or stale pixel elements, its values little endian.
+    """A copy of `source` without private elements, overlays or stale pixel elements, its values little endian.
 
     pydicom decodes numbers and text from any encoding, but keeps OW/OF/OD/OL/OV values as the bytes read:
     from a big endian file these are swapped here, and UN values (of unknown structure) are dropped.
     """
     derived = Dataset()
     for element in source:  # iterating decodes each element; the copy forgets the source's encoding
-        if element.keyword not in _STALE and not element.tag.is_private:
+        if element.keyword not in _STALE and not element.tag.is_private and element.tag.group not in _OVERLAY_GROUPS:
             derived.add(copy.deepcopy(element))
     derived.remove_private_tags()  # inside sequences too
     if source.original_encoding[1] is False:
@@ -135,11 +153,16 @@ def _set_pixels(derived: Dataset, source: Dataset, pixels: np.ndarray) -> None:
 
 
 def _keep_lossy_flag(derived: Dataset, source: Dataset) -> None:
-    """Pixels once lossy compressed stay flagged so, though this file is not compressed (PS3.3 C.7.6.1.1.5)."""
+    """Pixels once lossy compressed stay flagged so, though this file is not compressed (PS3.3 C.7.6.1.1.5).
+
+    A flag 01 of the source is copied with its method; see the module docstring for the transfer syntaxes.
+    """
     syntax = source.file_meta.get("TransferSyntaxUID") if getattr(source, "file_meta", None) else None
-    if syntax in _ALWAYS_LOSSY and derived.get("LossyImageCompression") != "01":
+    said = source.get("LossyImageCompression")
+    method = _LOSSY.get(syntax) or (_MAYBE_LOSSY.get(syntax) if said != "00" else None)
+    if method is not None and said != "01":
         derived.LossyImageCompression = "01"
-        derived.LossyImageCompressionMethod = "ISO_10918_1"
+        derived.LossyImageCompressionMethod = method
 
 
 def _derivation(source: Dataset, note: str, frame: int | None = None) -> Dataset:
@@ -185,7 +208,9 @@ def _derived_frames(derived: Dataset, source: Dataset, scale: int, note: str) ->
         _finer_geometry(group, scale, shared)
         group.DerivationImageSequence = [_derivation(source, note, number)]
     _finer_geometry(shared, scale, shared)
-    if not frames:
+    if frames:  # a functional group is shared or per frame, never both (PS3.3 C.7.6.16)
+        shared.pop("DerivationImageSequence", None)
+    else:
         shared.DerivationImageSequence = [_derivation(source, note)]
     for group in [shared, *frames]:
         for element in group:

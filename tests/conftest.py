@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,18 @@ def repository_untouched():
     after = _repository_changes()
     if before is not None and after is not None:
         assert after <= before, f"tests wrote inside the repository: {sorted(after - before)}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def wandb_dirs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """W&B's own data, cache, config and artifact folders under the session's tmp folder, not ~/.local,
+    ~/.cache and ~/.config. Set in os.environ, so the commands that tests start as subprocesses (which pass
+    os.environ on) use them too. Returns the folder that holds them."""
+    root = tmp_path_factory.mktemp("wandb_home")
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("DATA", "CACHE", "CONFIG", "ARTIFACT"):
+            patch.setenv(f"WANDB_{name}_DIR", str(root / name.lower()))
+        yield root
 
 
 def brain_like(rng: np.random.Generator, width: int, height: int) -> np.ndarray:

@@ -1,16 +1,32 @@
 """What a training run logs to W&B, read back from real offline runs with W&B's own reader (wandb leet inspect)."""
 
 import json
+import shutil
 import statistics
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+import torch
+import wandb
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 
-from medivision.report.wandb_files import find_run_logs, read_records, read_run
+from medivision.report import wandb_files
+from medivision.report.runs import load_runs
+from medivision.report.wandb_files import (
+    find_run_logs,
+    iter_records,
+    read_records,
+    read_run,
+    run_group,
+    wait_for_exit_record,
+)
 from medivision.train import train
-from medivision.training.callbacks import NUMBERS, TABLE_COLUMNS
-from medivision.training.loggers import checkpoint_artifacts
+from medivision.training.callbacks import NUMBERS, TABLE_COLUMNS, PerImageTestTable, unique_rows
+from medivision.training.loggers import checkpoint_artifacts, finish_run
 from tests.clinic import compose_config
 from tests.training import compose_train, tiny
 
@@ -22,7 +38,7 @@ def offline_wandb(monkeypatch):
 
 
 def test_offline_training_run_holds_job_type_learning_rates_panels_and_the_per_image_test_table(kaggle_root,
-                                                                                                 tmp_path):
+                                                                                                 tmp_path, wandb_dirs):
     cfg = compose_train(tiny(kaggle_root, tmp_path, "group=unit", "run_name=tiny", "trainer.max_epochs=2",
                              "model.pretrain_epochs=0", "model.lr_milestones=[1]", "model.lr_gamma=0.5",
                              "trainer.log_every_n_steps=1"))
@@ -56,11 +72,13 @@ def test_offline_training_run_holds_job_type_learning_rates_panels_and_the_per_i
     assert statistics.fmean(row["psnr"] for row in rows) == pytest.approx(test_psnr, abs=1e-4)
     assert all(isinstance(row[name], float) for row in rows for name in NUMBERS)
 
-    # the table's images (in its W&B table artifact) have captions; offline, no checkpoint artifact is made
+    # the table's images (in its W&B table artifact, the run's files hold placeholders) have captions; offline,
+    # no checkpoint artifact is made; the artifact is staged in the W&B data folder of conftest.wandb_dirs
     artifacts = [record["artifact"] for record in read_records(log) if record["type"] == "artifact"]
     assert [artifact["type"] for artifact in artifacts] == ["run_table"]
-    staged = {entry["path"]: entry["local_path"] for entry in artifacts[0]["manifest"]["contents"]}
-    full = json.loads(open(staged["test/per_image.table.json"]).read())
+    staged = {entry["path"]: Path(entry["local_path"]) for entry in artifacts[0]["manifest"]["contents"]}
+    assert all(path.is_relative_to(wandb_dirs) for path in staged.values()), staged
+    full = json.loads(staged["test/per_image.table.json"].read_text())
     images = [cell for row in full["data"] for cell in row[-2:] if cell is not None]
     assert 0 < len(images) <= 2 * 8 and all(image["_type"] == "image-file" for image in images)
     assert all("SR 4x, a model estimate, not a measurement" in image["caption"] for image in images[::2])
@@ -93,3 +111,94 @@ def test_a_file_that_is_not_a_run_log_is_refused(tmp_path):
     fake.write_bytes(b"not a run log")
     with pytest.raises(ValueError, match="run-fake.wandb is not a W&B run log"):
         read_run(fake)
+
+
+@pytest.fixture(scope="module")
+def run_log(tmp_path_factory, wandb_dirs) -> Path:
+    """The log of a real, finished offline W&B run in the group `unit`, with one history row."""
+    folder = tmp_path_factory.mktemp("one_run")
+    run = wandb.init(dir=folder, project="unit", group="unit", mode="offline", config={"seed": 1},
+                     settings=wandb.Settings(silent=True))
+    run.log({"val/psnr": 30.0})
+    run.finish()
+    (log,) = find_run_logs(folder)
+    return log
+
+
+def test_an_empty_or_partly_written_log_is_a_run_not_yet_finished(run_log, tmp_path):
+    assert wait_for_exit_record(run_log, 30)
+    empty, prefix = tmp_path / "run-empty.wandb", tmp_path / "run-prefix.wandb"
+    empty.write_bytes(b"")
+    prefix.write_bytes(run_log.read_bytes()[:10])
+    started = time.monotonic()
+    assert not wait_for_exit_record(empty, 1) and not wait_for_exit_record(prefix, 1)
+    assert not wait_for_exit_record(tmp_path / "run-never.wandb", 0.5)
+    assert time.monotonic() - started < 15
+
+    # a log written while it is waited for: followed until its exit record comes
+    growing, whole = tmp_path / "run-growing.wandb", run_log.read_bytes()
+    growing.write_bytes(whole[: len(whole) // 2])
+    rest = threading.Timer(1.0, lambda: growing.open("ab").write(whole[len(whole) // 2:]))
+    rest.start()
+    assert wait_for_exit_record(growing, 30)
+    rest.join()
+
+
+def test_finishing_a_run_warns_instead_of_raising(monkeypatch, tmp_path):
+    # finish_run runs in a `finally`: raising there would fail a good run or hide the error of a failed one
+    monkeypatch.setattr(wandb, "run", SimpleNamespace(dir=str(tmp_path / "files"), id="x"))
+    monkeypatch.setattr(wandb, "finish", lambda: (_ for _ in ()).throw(RuntimeError("service gone")))
+    with pytest.warns(UserWarning, match="could not finish the run .*service gone"):
+        finish_run()
+    monkeypatch.setattr(wandb, "finish", lambda: None)
+    (tmp_path / "run-x.wandb").write_bytes(b"")
+    with pytest.warns(UserWarning, match="has not finished writing .*run-x.wandb"):
+        finish_run(timeout=1)
+
+
+@pytest.mark.parametrize("tool, message", [
+    (("-c", "print('{\"type\": \"header\"}'); print('{oops')"), "line 2 of `wandb leet inspect --json` is not JSON"),
+    (("-c", "import time; time.sleep(60)"), "did not finish reading it within 1 s"),
+])
+def test_a_failing_reader_is_one_error_naming_the_log(tool, message, monkeypatch, tmp_path):
+    monkeypatch.setattr(wandb_files, "LEET_INSPECT", tool)
+    log = tmp_path / "run-x.wandb"
+    with pytest.raises(ValueError, match=message) as error:
+        list(iter_records(log, timeout=1))
+    assert str(log) in str(error.value)
+
+
+def test_a_wandb_without_leet_inspect_names_the_version_needed(monkeypatch, tmp_path):
+    monkeypatch.setattr(wandb_files, "LEET_INSPECT", ("-m", "wandb", "no-such-command"))
+    with pytest.raises(ValueError, match=r"needs wandb>=0\.31 \(`wandb leet inspect --json`\); wandb \S+ is "):
+        read_run(tmp_path / "run-x.wandb")
+
+
+def test_the_group_is_read_from_the_start_of_the_log_only(monkeypatch, tmp_path):
+    header, run = json.dumps({"type": "header"}), json.dumps({"type": "run", "run": {"run_group": "unit"}})
+    script = f"import sys, time; print({header!r}); print({run!r}); sys.stdout.flush(); time.sleep(60)"
+    monkeypatch.setattr(wandb_files, "LEET_INSPECT", ("-c", script))
+    started = time.monotonic()
+    assert run_group(tmp_path / "run-x.wandb") == "unit"
+    assert time.monotonic() - started < 10  # it stopped reading, and the tool, at the run record
+
+
+def test_a_group_is_found_past_unreadable_logs(run_log, tmp_path):
+    (tmp_path / "good").mkdir()
+    (tmp_path / "broken").mkdir()
+    shutil.copy(run_log, tmp_path / "good" / run_log.name)
+    (tmp_path / "broken" / "run-broken.wandb").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"skipped 1 of 2 W&B run logs under .*/run-broken.wandb is not a W&B"):
+        runs = load_runs("unit", runs_root=tmp_path)
+    assert [run["group"] for run in runs] == ["unit"] and runs[0]["history"][0]["val/psnr"] == 30.0
+
+
+def test_the_test_table_keeps_each_image_index_exact_and_once(tmp_path):
+    callback, big = PerImageTestTable(), 2**24 + 1  # float32 holds integers exactly up to 2**24 only
+    trainer = SimpleNamespace(loggers=[WandbLogger(save_dir=str(tmp_path), offline=True)])
+    callback.on_test_epoch_start(trainer, SimpleNamespace(device=torch.device("cpu")))
+    images = torch.rand(3, 1, 32, 32)
+    batch = {"hr": images, "index": torch.tensor([big, 3, big])}  # a DistributedSampler's padding repeats one
+    callback.on_test_batch_end(trainer, None, {"sr": images, "bicubic": images}, batch, 0)
+    values = {name: metric.compute().tolist() for name, metric in callback.values.items()}
+    assert sorted(unique_rows(values)) == [3, big]

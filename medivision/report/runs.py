@@ -5,28 +5,32 @@ Every run comes back as the same dict: {"id", "name", "group", "config" (nested,
 """
 
 import os
+import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from medivision.report.wandb_files import find_run_logs, read_run, wandb_has_credentials
+from medivision.report.wandb_files import WandbTooOld, find_run_logs, read_run, run_group, wandb_has_credentials
 
 
 def load_runs(target: str, runs_root: str | Path = "outputs", project: str = "medivision",
               entity: str | None = None) -> list[dict]:
     """The runs under the folder `target`, or else the runs of the W&B group `target`.
 
-    A group is looked up among the local run logs under `runs_root` first, then on the W&B server when
-    credentials exist (`wandb login` or WANDB_API_KEY).
+    A group is looked up among the local run logs under `runs_root` first (reading each log only up to its
+    run record, which names the group), then on the W&B server when credentials exist (`wandb login` or
+    WANDB_API_KEY). Logs that cannot be read (empty, not a run log) are skipped with one warning.
     """
     path = Path(target).expanduser()
     if path.is_dir():
-        runs = _read_runs(find_run_logs(path))
+        runs = _read_runs(find_run_logs(path), path)
         if not runs:
             raise FileNotFoundError(f"{path} holds no W&B run logs (run-*.wandb); pass a run or sweep directory "
                                     "written with logger=wandb, or a W&B group name")
         return runs
-    local = _read_runs(find_run_logs(runs_root)) if Path(runs_root).is_dir() else []
-    runs = [run for run in local if run["group"] == target]
+    logs = find_run_logs(runs_root) if Path(runs_root).is_dir() else []
+    groups = _each(run_group, logs, runs_root)
+    runs = _read_runs([log for log in logs if groups.get(log) == target], runs_root)
     if runs:
         return runs
     if wandb_has_credentials():
@@ -40,10 +44,30 @@ def load_runs(target: str, runs_root: str | Path = "outputs", project: str = "me
     )
 
 
-def _read_runs(logs: list[Path]) -> list[dict]:
-    """read_run of each log, in order; each runs `wandb leet inspect` (about a second), so several at once."""
+def _read_runs(logs: list[Path], where: str | Path) -> list[dict]:
+    """read_run of each readable log, in order."""
+    return list(_each(read_run, logs, where).values())
+
+
+def _each(read: Callable[[Path], object], logs: list[Path], where: str | Path) -> dict:
+    """{log: read(log)} for the logs that can be read, in order, with one warning that counts the others
+    (a wandb too old to read any is raised). Each read runs `wandb leet inspect` (about a second), so several
+    at once."""
+    def attempt(log: Path) -> tuple[Path, object, ValueError | None]:
+        try:
+            return log, read(log), None
+        except WandbTooOld:
+            raise
+        except ValueError as error:
+            return log, None, error
+
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        return list(pool.map(read_run, logs))
+        results = list(pool.map(attempt, logs))
+    failed = [error for _, _, error in results if error is not None]
+    if failed:
+        warnings.warn(f"skipped {len(failed)} of {len(logs)} W&B run logs under {where} that could not be read, "
+                      f"e.g. {failed[0]}", stacklevel=3)
+    return {log: value for log, value, error in results if error is None}
 
 
 def _server_runs(group: str, project: str, entity: str | None) -> list[dict]:

@@ -91,8 +91,11 @@ class PerImageTestTable(L.Callback):
     def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         logs_to_wandb = any(isinstance(logger, WandbLogger) for logger in trainer.loggers)
         names = ("index", *NUMBERS) if logs_to_wandb else ()
-        # a NaN is kept, so that every column keeps its rows in step
+        # a NaN is kept, so that every column keeps its rows in step; indices stay int64 (float32 holds
+        # integers exactly only up to 2**24)
         self.values = {name: CatMetric(nan_strategy="disable").to(pl_module.device) for name in names}
+        if "index" in self.values:
+            self.values["index"].set_dtype(torch.int64)  # after .to(), which sets the default dtype again
 
     @torch.no_grad()
     def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: dict[str, Tensor],
@@ -100,7 +103,7 @@ class PerImageTestTable(L.Callback):
         if not self.values:
             return
         hr = batch["hr"]
-        self.values["index"].update(batch["index"].float())
+        self.values["index"].update(batch["index"])
         for prefix, images in (("", outputs["sr"]), ("bicubic_", outputs["bicubic"])):
             self.values[f"{prefix}psnr"].update(psnr(images, hr))
             self.values[f"{prefix}ssim"].update(ssim(images, hr))
@@ -114,7 +117,7 @@ class PerImageTestTable(L.Callback):
             return
         test_set, class_names = trainer.datamodule.test_set, trainer.datamodule.class_names
         position = {int(row): at for at, row in enumerate(test_set.rows)}  # "index" is the row in the cached data
-        tested = sorted(zip([position[int(row)] for row in values["index"]], zip(*(values[n] for n in NUMBERS))))
+        tested = sorted((position[row], numbers) for row, numbers in unique_rows(values).items())
         positions = [at for at, _ in tested]
         shown = [positions[i] for i in brain_samples(test_set.hr[positions], self.num_images)]
         images = self._images(trainer, pl_module, shown)
@@ -138,6 +141,12 @@ class PerImageTestTable(L.Callback):
                                                          "not a measurement"),
                      wandb.Image(_pixels(batch["hr"][i]), caption=f"test #{at}: HR (reference)"))
                 for i, at in enumerate(positions)}
+
+
+def unique_rows(values: dict[str, list]) -> dict[int, tuple]:
+    """{image index: its NUMBERS}, each image once: a DistributedSampler pads the last batches of the
+    processes with repeated images, so a gathered index can occur twice."""
+    return dict(zip(map(int, values["index"]), zip(*(values[name] for name in NUMBERS))))
 
 
 def _pixels(image: Tensor):

@@ -1,7 +1,6 @@
 """Experiment loggers: Weights & Biases online when credentials exist, offline otherwise; CSV when W&B cannot start."""
 
 import os
-import time
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -10,7 +9,7 @@ import wandb
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
 
-from medivision.report.wandb_files import has_exit_record, wandb_has_credentials
+from medivision.report.wandb_files import wait_for_exit_record, wandb_has_credentials
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
@@ -93,19 +92,22 @@ def _csv_instead(error: Exception, fallback_dir: str) -> CSVLogger:
 
 
 def finish_run(timeout: float = 60.0) -> None:
-    """`wandb.finish()`, then wait until the run's log file holds its exit record.
+    """`wandb.finish()`, then wait until the run's log file holds its exit record; never raises.
 
     wandb.finish() can return before W&B's service has written the log to disk (seen offline, on a busy
-    machine), and a tool reading the run right afterwards would find an empty file.
+    machine), and a tool reading the run right afterwards would find an empty file. This runs in the
+    `finally` of every command that logs to W&B: a failure here is one warning, so that it neither fails a
+    run that went well nor hides the error that stopped one.
     """
     run = wandb.run
     if run is None:
         return
     log = Path(run.dir).parent / f"run-{run.id}.wandb"
-    wandb.finish()
-    deadline = time.monotonic() + timeout
-    while not has_exit_record(log):
-        if time.monotonic() > deadline:
-            warnings.warn(f"W&B has not finished writing {log} after {timeout:.0f} s", stacklevel=2)
-            return
-        time.sleep(0.1)
+    try:
+        wandb.finish()
+    except Exception as error:
+        warnings.warn(f"W&B could not finish the run in {log.parent} ({type(error).__name__}: {error})",
+                      stacklevel=2)
+        return
+    if not wait_for_exit_record(log, timeout):
+        warnings.warn(f"W&B has not finished writing {log} after {timeout:.0f} s", stacklevel=2)

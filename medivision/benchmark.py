@@ -23,7 +23,6 @@ from medivision.benchmarks.synthetic import write_kaggle_layout
 from medivision.benchmarks.table import format_report
 from medivision.benchmarks.training import measure_training
 from medivision.data.datamodule import SRDataModule
-from medivision.data.dataset import unit_range
 from medivision.data.decode import available_cpus
 from medivision.inference.checkpoints import TrainedGenerator, load_generator
 from medivision.io.errors import one_line_errors
@@ -96,8 +95,7 @@ def _inference(cfg: DictConfig, trained: TrainedGenerator | None, datamodule: SR
     settings = cfg.benchmark.inference
     count = settings.images
     rows = torch.cat([datamodule.val_set.rows, datamodule.test_set.rows])[:count]
-    lr = datamodule.evaluation_lr(torch.device("cpu"))[rows]
-    hr = unit_range(torch.cat([datamodule.val_set.hr, datamodule.test_set.hr])[:count])
+    hr, lr = datamodule.evaluation_pair(rows, torch.cat([datamodule.val_set.hr, datamodule.test_set.hr])[:count])
     result = measure_inference(generator, config, lr, hr, list(settings.batch_sizes), list(settings.variants),
                                settings.repeats, device, torch.get_num_threads())
     result["weights"] = str(cfg.ckpt) if cfg.ckpt else "random"

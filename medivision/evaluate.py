@@ -25,7 +25,6 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from medivision.data.datamodule import SRDataModule
-from medivision.data.dataset import unit_range
 from medivision.data.degradations import upsample_bicubic
 from medivision.inference.consistency import make_consistent
 from medivision.inference.models import SRModel, load_model
@@ -134,8 +133,7 @@ def _figure(result: Evaluation, model: SRModel, hr_uint8: torch.Tensor, datamodu
     picks = (("best", mine[-1]), ("median", mine[len(mine) // 2]), ("worst", mine[0]))
     cases = []
     for title, row in picks:
-        hr = unit_range(hr_uint8[row["image"]][None])
-        lr = datamodule.evaluation_lr(torch.device("cpu"))[datamodule.test_set.rows[row["image"]]][None]
+        hr, lr = datamodule.evaluation_pair(datamodule.test_set.rows[[row["image"]]], hr_uint8[[row["image"]]])
         caption = f"{title}: {row['class']} #{row['image']}\nPSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}"
         cases.append((caption, lr[0], upsample_bicubic(lr, datamodule.scale)[0], model(lr)[0], hr[0]))
     save_panel(result.figure, cases, cfg.error_gain)

@@ -37,8 +37,9 @@ def batches(loader) -> list[dict[str, torch.Tensor]]:
 @pytest.mark.parametrize("kind", ["bicubic", "kspace_noise"])
 def test_evaluation_lr_is_made_once_and_equals_a_fresh_degrade(kind, kaggle_root, tmp_path):
     dm = datamodule(kaggle_root, tmp_path, batch_size=3, degradation=kind, seed=5)
-    table = dm.evaluation_lr(torch.device("cpu"))
-    assert dm.evaluation_lr(torch.device("cpu")) is table  # the next epoch looks it up again
+    hr_table, table = dm.evaluation_tables(torch.device("cpu"))
+    assert hr_table is None  # the cached images are the HR
+    assert dm.evaluation_tables(torch.device("cpu"))[1] is table  # the next epoch looks it up again
     assert table[dm.train_set.rows].isnan().all()  # training images have no fixed LR
     for loader in (dm.val_dataloader(), dm.test_dataloader()):
         for raw in loader:

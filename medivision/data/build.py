@@ -17,11 +17,15 @@ from medivision.data.sources import (
     folder_listing,
     kaggle_listing,
     mni152_file,
+    tissue_files,
     volume_files,
 )
+from medivision.data.tissue import CSF_CLOSING, build_tissue_maps
 from medivision.data.volumes import decode_volumes
 
-SOURCES = ("kaggle", "folder", "nifti", "mni152")
+SOURCES = ("kaggle", "folder", "nifti", "mni152", "synth")
+# The sources that read files from inside installed packages, not from data.root.
+EMBEDDED = ("mni152", "synth")
 
 # How each item's split is stored: what the source says, before train/val/test assignment.
 SOURCE_SPLIT_CODES = {"train": 0, "test": 2, None: -1}
@@ -29,10 +33,13 @@ SOURCE_SPLIT_CODES = {"train": 0, "test": 2, None: -1}
 
 def find_source(source: str, root: str | Path | None) -> ImageListing | list[Path]:
     """What a source consists of, found without decoding anything: the image listing (kaggle, folder) or the
-    NIfTI volumes (nifti, mni152). Raises DataError naming data.root and the fix when it or its layout is wrong.
+    NIfTI volumes (nifti, mni152; synth: the T1, GM and WM maps).
+    Raises DataError naming data.root and the fix when it or its layout is wrong.
     """
     if source in ("kaggle", "folder"):
         return kaggle_listing(root) if source == "kaggle" else folder_listing(root)
+    if source == "synth":
+        return tissue_files()
     if source in ("nifti", "mni152"):
         return [mni152_file()] if source == "mni152" else volume_files(root)
     raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
@@ -54,7 +61,8 @@ def load_source(
     (medivision.io.intensity), as enhance reads it, before it is resized and stored as uint8.
 
     Returns (data, cache hit, cache file). data holds:
-      hr           uint8 [N, 1, hr_size, hr_size] in [0, 255]
+      hr           uint8 [N, 1, hr_size, hr_size] in [0, 255]; synth: [N, 4, ...], the tissue maps
+                   (medivision.data.tissue)
       labels       int64 [N], indices into class_names
       splits       int8 [N], SOURCE_SPLIT_CODES (Kaggle Testing/ is 2, items without a split -1)
       slice_index  int64 [N], position of a volume slice along its axis; -1 for 2-D images
@@ -71,9 +79,10 @@ def load_source(
         files = found
         settings = {
             "source": source, "hr_size": hr_size, "axes": list(axes), "min_foreground": min_foreground,
-            "intensity": intensity,
+            "intensity": intensity, **({"csf_closing": CSF_CLOSING} if source == "synth" else {}),
         }
-        build = partial(build_volumes, files, axes, min_foreground, hr_size, intensity)
+        build = (partial(build_tissue_maps, files, axes, min_foreground, hr_size) if source == "synth" else
+                 partial(build_volumes, files, axes, min_foreground, hr_size, intensity))
     name = f"{source}-{hr_size}px-{cache_key(files, settings)}.pt"
     path = Path(cache_dir).expanduser().absolute() / name
     data, hit = load_or_build(path, build)

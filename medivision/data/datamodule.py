@@ -16,9 +16,11 @@ from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from medivision.data import degradations
-from medivision.data.build import SOURCES, find_source, load_source
+from medivision.data.build import EMBEDDED, SOURCES, find_source, load_source
+from medivision.data.contrast import ContrastOptions, contrast_problems, synthesize
 from medivision.data.dataset import HRDataset, unit_range
 from medivision.data.device_batches import DeviceBatches
+from medivision.data.intensity_augment import IntensityAugment, augment_intensity, augment_problems
 from medivision.data.loader import ResumableLoader
 from medivision.data.splits import SPLITS, make_splits
 from medivision.data.volumes import PLANES
@@ -33,7 +35,8 @@ class SRDataModule(L.LightningDataModule):
     The dataloaders yield {"hr": uint8 [B, 1, hr_size, hr_size], "label": int64 [B], "index": int64 [B]}
     (index: the image's row in the cached data, stable across splits). Once a batch is on its device,
     `on_after_batch_transfer` turns it into
-        hr    float [B, 1, hr_size, hr_size] in [0, 1], randomly flipped/rotated when training
+        hr    float [B, 1, hr_size, hr_size] in [0, 1], randomly flipped/rotated (and changed in intensity,
+              with `intensity_augment`) when training; for source "synth", synthesized from the tissue maps
         lr    float [B, 1, hr_size/scale, hr_size/scale] in [0, 1], degrade(hr, scale, degradation, ...)
         label int64 [B], index into `class_names`
         index int64 [B], as loaded (validation and test batches only)
@@ -41,14 +44,19 @@ class SRDataModule(L.LightningDataModule):
     medivision.data.degradations.DEGRADATIONS, with `degradation_options` (DegradationOptions fields).
     Training draws fresh noise for every batch; validation and test noise is drawn from `seed` and each
     image's index, so their LR is the same in every run (see medivision.data.degradations). That LR is
-    made once per device (`evaluation_lr`), not again every epoch.
+    made once per device (`evaluation_pair`), not again every epoch.
 
     on_device: keep each split whole on the accelerator as uint8 and cut batches there (DeviceBatches), in
     the order the DataLoader would use: no worker processes and no host-to-device copy per batch
     (num_workers and pin_memory are then unused).
 
     source: "kaggle" (root holds Training/ and Testing/), "folder" (images below root), "nifti"
-    (a .nii/.nii.gz file or a folder of them) or "mni152" (the template inside nilearn; no root).
+    (a .nii/.nii.gz file or a folder of them), "mni152" (the template inside nilearn; no root) or "synth"
+    (random contrasts drawn from the template's tissue maps, `contrast` options: medivision.data.contrast;
+    the cached items are the maps, uint8 [4, hr_size, hr_size], and the HR is made from them on the device,
+    fresh every training batch, seeded per image for validation and test).
+    intensity_augment: random gamma/contrast/inversion of training HR for any source
+    (medivision.data.intensity_augment; None or all zero: off).
     Volumes are sliced along `axes`, keeping slices with more than `min_foreground` foreground.
     Every file is read by the one reader of its format and mapped to [0, 1] by the `intensity` policy
     (medivision.io.intensity: "minmax", each image's or volume's own range, or "dtype"), exactly as enhance
@@ -81,12 +89,14 @@ class SRDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         on_device: bool = False,
         intensity: str = "minmax",
+        contrast: Mapping[str, Any] | None = None,
+        intensity_augment: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         axes = tuple(axes)
         _check_arguments(
             source, root, hr_size, scale, degradation, degradation_options, batch_size, num_workers,
-            val_fraction, test_fraction, limit, axes, min_foreground, intensity,
+            val_fraction, test_fraction, limit, axes, min_foreground, intensity, contrast, intensity_augment,
         )  # fmt: skip
         self._found = find_source(source, root)
         self.source = source
@@ -108,6 +118,8 @@ class SRDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.on_device = on_device
         self.intensity = intensity
+        self.contrast = ContrastOptions.from_config(contrast)
+        self.intensity_augment = IntensityAugment.from_config(intensity_augment)
         self.class_names: list[str] = []  # this and the rest below: what setup() fills in
         self.duplicates_removed = 0
         self.repeats_removed = 0
@@ -120,7 +132,7 @@ class SRDataModule(L.LightningDataModule):
         self.val_set: HRDataset | None = None
         self.test_set: HRDataset | None = None
         self._num_rows = 0  # rows in the cached data set, which "index" counts
-        self._evaluation_lr: dict[torch.device, Tensor] = {}
+        self._evaluation: dict[torch.device, tuple[Tensor | None, Tensor]] = {}
 
     def prepare_data(self) -> None:
         """Build the cache file if it is missing (Lightning runs this on one process per node).
@@ -161,8 +173,8 @@ class SRDataModule(L.LightningDataModule):
     def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
         """uint8 HR on the device -> float HR in [0, 1] (augmented when training) and its LR.
 
-        Outside training (validating, testing, evaluate, the degradation matrix) the LR is looked up in
-        `evaluation_lr` by each image's "index", so only validation and test images have one.
+        Outside training (validating, testing, evaluate, the degradation matrix) HR and LR are looked up by each
+        image's "index" (evaluation_pair), so only validation and test images have them.
         """
         if self.trainer is not None and self.trainer.training:
             hr, lr = self.training_pair(batch["hr"])
@@ -182,40 +194,61 @@ class SRDataModule(L.LightningDataModule):
 
     def evaluation_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """A collated validation/test batch {"hr" uint8, "label", "index"} on its device -> float HR in [0, 1]
-        and its LR, looked up in `evaluation_lr` by "index" (what validation and test steps get); "index" is kept,
+        and its LR, looked up by "index" (evaluation_pair: what validation and test steps get); "index" is kept,
         so callbacks can trace an image back to its file."""
-        hr = unit_range(batch["hr"])
-        lr = self.evaluation_lr(hr.device).index_select(0, batch["index"])
+        hr, lr = self.evaluation_pair(batch["index"], batch["hr"])
         return {"hr": hr, "lr": lr, "label": batch["label"], "index": batch["index"]}
 
     def training_pair(self, hr: Tensor) -> tuple[Tensor, Tensor]:
-        """HR [B, 1, H, W] (uint8 in [0, 255], or float in [0, 1]) on its device -> what a training step gets:
-        float HR in [0, 1], randomly flipped/rotated when `augment`, and its LR with fresh noise."""
-        hr = unit_range(hr)
+        """Cached HR [B, C, H, W] (uint8 in [0, 255], or float in [0, 1]) on its device -> what a training step
+        gets: float HR [B, 1, H, W] in [0, 1] (for synth: fresh contrasts), randomly flipped/rotated when
+        `augment`, changed in intensity with `intensity_augment`, and its LR with fresh noise."""
+        hr = self._unit_hr(hr)
         if self.augment:
             hr = degradations.augment(hr)
+        hr = augment_intensity(hr, self.intensity_augment)
         return hr, degradations.degrade(hr, self.scale, self.degradation, self.degradation_options)
 
-    def evaluation_lr(self, device: torch.device) -> Tensor:
-        """The LR of every validation and test image, by row of the cached data set ("index"):
-        float [N_rows, 1, h, w] in [0, 1] on `device`; training rows hold NaN (they have no fixed LR).
+    def evaluation_pair(self, rows: Tensor, cached: Tensor) -> tuple[Tensor, Tensor]:
+        """The fixed HR and LR of validation/test images: float [B, 1, H, W] and [B, 1, h, w] in [0, 1] on rows'
+        device. rows: int64 [B], the images' rows of the cached data ("index"); cached: their cached HR
+        [B, C, H, W] (the HR itself, except for synth, whose fixed HR is looked up like the LR)."""
+        table_hr, table_lr = self.evaluation_tables(rows.device)
+        hr = unit_range(cached.to(rows.device)) if table_hr is None else table_hr.index_select(0, rows)
+        return hr, table_lr.index_select(0, rows)
 
-        Made once per device, in chunks; the noise of the noisy kinds is drawn from `seed` and each image's
-        row (degradations.sample_seeds), so an image's LR does not depend on its batch and is the same in
-        every run. Validating every epoch costs no degradation. 5,712 rows take 23 MB.
+    def evaluation_tables(self, device: torch.device) -> tuple[Tensor | None, Tensor]:
+        """The HR (synth only; other sources' HR is the cached image) and LR of every validation and test image,
+        by row of the cached data set ("index"): float [N_rows, 1, H, W] and [N_rows, 1, h, w] in [0, 1] on
+        `device`; training rows hold NaN (they have no fixed images).
+
+        Made once per device, in chunks; the synthetic contrasts and the noise of the noisy degradations are drawn
+        from `seed` and each image's row (degradations.sample_seeds), so an image's HR and LR do not depend on its
+        batch and are the same in every run. Validating every epoch costs no degradation. 5,712 rows take 23 MB.
         """
-        if device not in self._evaluation_lr:
+        if device not in self._evaluation:
             size = self.hr_size // self.scale
-            table = torch.full((self._num_rows, 1, size, size), float("nan"), device=device)
+            table_lr = torch.full((self._num_rows, 1, size, size), float("nan"), device=device)
+            table_hr = (torch.full((self._num_rows, 1, self.hr_size, self.hr_size), float("nan"), device=device)
+                        if self.source == "synth" else None)
             noisy = self.degradation in degradations.RANDOM_KINDS
             for dataset in (self._ready(self.val_set), self._ready(self.test_set)):
-                for hr, rows in zip(dataset.hr.split(256), dataset.rows.split(256)):
-                    seeds = degradations.sample_seeds(self.seed, rows) if noisy else None
-                    table[rows.to(device)] = degradations.degrade(
-                        unit_range(hr.to(device)), self.scale, self.degradation, self.degradation_options, seeds
+                for stored, rows in zip(dataset.hr.split(256), dataset.rows.split(256)):
+                    seeds = degradations.sample_seeds(self.seed, rows)
+                    hr = self._unit_hr(stored.to(device), seeds)
+                    table_lr[rows.to(device)] = degradations.degrade(
+                        hr, self.scale, self.degradation, self.degradation_options, seeds if noisy else None
                     )
-            self._evaluation_lr[device] = table
-        return self._evaluation_lr[device]
+                    if table_hr is not None:
+                        table_hr[rows.to(device)] = hr
+            self._evaluation[device] = (table_hr, table_lr)
+        return self._evaluation[device]
+
+    def _unit_hr(self, stored: Tensor, seeds: list[int] | None = None) -> Tensor:
+        """Cached HR [B, C, H, W] -> float HR [B, 1, H, W] in [0, 1]: the image itself, or for synth a contrast
+        drawn from the tissue maps (seeded per image with `seeds`, fresh without)."""
+        hr = unit_range(stored)
+        return synthesize(hr, self.contrast, seeds) if self.source == "synth" else hr
 
     def summary(self) -> str:
         """Image counts per split and class, duplicates removed, files skipped and the cache file."""
@@ -333,12 +366,14 @@ def _check_arguments(
     axes: tuple[str, ...],
     min_foreground: float,
     intensity: str,
+    contrast: Mapping[str, Any] | None,
+    intensity_augment: Mapping[str, Any] | None,
 ) -> None:
     """Fail before any file is read, naming the config key that is wrong."""
     problems = []
     if source not in SOURCES:
         problems.append(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
-    elif root is None and source != "mni152":
+    elif root is None and source not in EMBEDDED:
         problems.append(
             f"data.root is not set: data.source={source} reads its files from data.root; pass "
             "data.root=/path/to/the/data (for the Kaggle set: the folder holding Training/ and Testing/, "
@@ -372,5 +407,7 @@ def _check_arguments(
         problems.append(f"data.min_foreground={min_foreground} must be in [0, 1)")
     if intensity not in INTENSITY_POLICIES:
         problems.append(f"data.intensity={intensity!r} is not one of {', '.join(INTENSITY_POLICIES)}")
+    problems += [f"data.contrast{problem}" for problem in contrast_problems(contrast)]
+    problems += [f"data.intensity_augment{problem}" for problem in augment_problems(intensity_augment)]
     if problems:
         raise ValueError("; ".join(problems))

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from medivision.data.acquisition import WINDOWS, gaussian_psf, kspace_lowpass, rician_magnitude
+from medivision.data.options import mapping_problems
 
 DEGRADATIONS = ("bicubic", "kspace", "kspace_noise", "blur_noise", "random")
 # The kinds with random draws: their validation and test LR need per-image seeds.
@@ -77,11 +78,9 @@ def options_problems(options: Mapping[str, Any] | None) -> list[str]:
     the name the caller's config gives the mapping: ".window='x' is not one of ..." or "=... must be ..."."""
     if options is None:
         return []
+    problems = mapping_problems(options, DegradationOptions)
     if not isinstance(options, Mapping):
-        return [f"={options!r} must be a mapping of option: value"]
-    known = DegradationOptions.__dataclass_fields__
-    problems = [f".{name} is not an option; the options are {', '.join(known)}"
-                for name in options if name not in known]
+        return problems
     if "window" in options and options["window"] not in WINDOWS:
         problems.append(f".window={options['window']!r} is not one of {', '.join(WINDOWS)}")
     alpha = options.get("tukey_alpha", 0.5)

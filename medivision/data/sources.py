@@ -108,10 +108,20 @@ def mni152_file() -> Path:
 
     Found through the installed package, never through nilearn's fetchers: nothing is downloaded.
     """
+    return _nilearn_file(MNI152_T1)
+
+
+def tissue_files() -> list[Path]:
+    """The MNI152 2009 T1 template and its grey- and white-matter probability maps (same grid, stored 0..255),
+    shipped inside the nilearn wheel: what the synthetic-contrast source draws from."""
+    return [_nilearn_file(MNI152_T1.replace("_t1_", f"_{tissue}_")) for tissue in ("t1", "gm", "wm")]
+
+
+def _nilearn_file(name: str) -> Path:
     spec = importlib.util.find_spec("nilearn")
     if spec is None or not spec.submodule_search_locations:
         raise DataError("the demo set needs nilearn: pip install -e '.[demo]'")
-    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / MNI152_T1
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / name
     if not path.is_file():
         raise DataError(
             f"{path} is missing from the installed nilearn: reinstall it with pip install -e '.[demo]'"

@@ -46,16 +46,19 @@ def slice_volume(
 ) -> list[tuple[str, int, np.ndarray]]:
     """Cut a volume into 2-D slices along the given planes, dropping nearly empty ones.
 
-    volume: float [X, Y, Z] in [0, 1], RAS+. The volume is first cropped to the bounding box of its
+    volume: float [X, Y, Z] in [0, 1], RAS+; or [X, Y, Z, C], C maps on one grid (tissue maps), whose first
+    channel decides what is foreground. The volume is first cropped to the bounding box of its
     foreground (plus a small margin) so the head fills the HR frame rather than the scanner's empty
-    field of view. Returns (plane, index in the uncropped volume, float [rows, cols] in [0, 1]) for
-    every slice whose fraction of foreground voxels (within the box) exceeds `min_foreground`; the
-    edge slices that only graze the head are dropped. Slices are rotated so superior (or anterior,
-    for axial) is up, and resampled to square pixels when the voxels (`spacing`, mm) are not cubes.
+    field of view. Returns (plane, index in the uncropped volume, float [rows, cols] (or [rows, cols, C])
+    in [0, 1]) for every slice whose fraction of foreground voxels (within the box) exceeds
+    `min_foreground`; the edge slices that only graze the head are dropped. Slices are rotated so superior
+    (or anterior, for axial) is up, and resampled to square pixels when the voxels (`spacing`, mm) are not
+    cubes.
     """
-    box = _foreground_box(volume > FOREGROUND_LEVEL, margin=2)
+    first = volume if volume.ndim == 3 else volume[..., 0]
+    box = _foreground_box(first > FOREGROUND_LEVEL, margin=2)
     volume = volume[box]
-    foreground = volume > FOREGROUND_LEVEL
+    foreground = first[box] > FOREGROUND_LEVEL
     slices = []
     for plane in axes:
         axis = PLANES.index(plane)
@@ -71,12 +74,15 @@ def slice_volume(
 
 
 def _square_pixels(image: np.ndarray, row_mm: float, column_mm: float) -> np.ndarray:
-    """Resample float [rows, cols] so both pixel sides equal the finer of the two spacings (mm).
+    """Resample float [rows, cols] (or [rows, cols, C], each channel alike) so both pixel sides equal the finer
+    of the two spacings (mm).
 
     Without this, slices across a thick-slice volume come out squashed along the slice direction.
     """
     if np.isclose(row_mm, column_mm):
         return image
+    if image.ndim == 3:
+        return np.stack([_square_pixels(image[..., c], row_mm, column_mm) for c in range(image.shape[2])], -1)
     finest = min(row_mm, column_mm)
     width = round(image.shape[1] * column_mm / finest)
     height = round(image.shape[0] * row_mm / finest)

@@ -1,0 +1,180 @@
+"""Random MRI contrasts from tissue maps, made per batch on the batch's device (`data.source: synth`).
+
+A batch of tissue maps float [B, 4, H, W] in [0, 1] (medivision.data.tissue.TISSUES: T1, GM, WM, CSF) becomes
+HR images float [B, 1, H, W] in [0, 1]. Per image:
+  1. (training only) a small random rotation and scale of the maps;
+  2. a contrast family, drawn uniformly from `families`, and a mean intensity for each tissue drawn from that
+     family's ranges (FAMILIES); the image is the maps weighted by them, the partial volumes of the
+     probability maps mixing at tissue borders. The family `template` is the real T1 slice itself, as it is;
+  3. for the other families: a smooth multiplicative bias field, scaling to the image's own maximum, a gamma,
+     a Gaussian blur (partial volume) and Rician noise.
+
+Randomness follows the degradations (medivision.data.degradations): with `seeds` (validation, test) each
+image's draws come from a numpy generator seeded with its seed, so its contrast is the same in every run;
+without them (training) fresh draws are made on the device, so every epoch sees new contrasts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from medivision.data.acquisition import rician_magnitude
+from medivision.data.intensity_augment import apply_gamma
+from medivision.data.options import mapping_problems
+
+TEMPLATE = "template"
+# Mean intensity ranges of (GM, WM, CSF, non-brain) before scaling to the image's maximum. The CSF-bright
+# families (CSF_BRIGHT) order the tissues as T2-weighted, PD-weighted and diffusion b0 images do. A family's
+# ranges for GM, WM and CSF do not overlap: each family is one ordering of the tissues (random: any).
+FAMILIES: dict[str, tuple[tuple[float, float], ...]] = {
+    "t1": ((0.45, 0.65), (0.75, 0.95), (0.05, 0.25), (0.3, 1.0)),
+    "flair": ((0.6, 0.8), (0.35, 0.52), (0.0, 0.15), (0.2, 0.8)),
+    "t2": ((0.45, 0.7), (0.25, 0.45), (0.8, 1.0), (0.2, 0.8)),
+    "pd": ((0.62, 0.78), (0.45, 0.6), (0.8, 0.95), (0.3, 1.0)),
+    "random": ((0.0, 1.0),) * 4,
+}
+CSF_BRIGHT = ("t2", "pd")
+FAMILY_NAMES = (TEMPLATE, *FAMILIES)
+BIAS_GRID = 4  # the bias field is a BIAS_GRID x BIAS_GRID grid of log-normal gains, upsampled bicubically
+_UNIFORMS = ("family", "gm", "wm", "csf", "other", "bias", "blur", "noise", "rotation", "zoom")
+_STREAM = 7  # mixed into each image's seed, so its contrast draws differ from its degradation's
+
+
+@dataclass(frozen=True)
+class ContrastOptions:
+    """`data.contrast`: how synthetic images are drawn (see the module docstring)."""
+
+    families: tuple[str, ...] = FAMILY_NAMES  # drawn uniformly per image, from FAMILY_NAMES
+    bias: float = 0.3  # largest std of the log bias field (0: none)
+    gamma: float = 0.3  # std of log(gamma) (0: none)
+    blur: float = 0.5  # HR blur: Gaussian std in HR pixels, drawn from [0, blur] (0: none)
+    noise: float = 0.0  # HR Rician noise std, drawn from [0, noise], full intensity = 1 (0: none)
+    rotation: float = 10.0  # training: rotation drawn from [-rotation, rotation] degrees
+    zoom: float = 0.1  # training: scale drawn from [1 - zoom, 1 + zoom]
+
+    @classmethod
+    def from_config(cls, options: Mapping[str, Any] | None) -> ContrastOptions:
+        """Options from a config mapping (missing keys keep their defaults); callers check it first with
+        contrast_problems; a bad mapping raises ValueError."""
+        problems = contrast_problems(options)
+        if problems:
+            raise ValueError("; ".join("contrast" + problem for problem in problems))
+        values = dict(options or {})
+        if "families" in values:
+            values["families"] = tuple(values["families"])
+        return cls(**values)
+
+
+def contrast_problems(options: Mapping[str, Any] | None) -> list[str]:
+    """What is wrong with a contrast mapping ([] when fine), each problem written to follow the caller's key."""
+    if options is None:
+        return []
+    problems = mapping_problems(options, ContrastOptions)
+    if not isinstance(options, Mapping):
+        return problems
+    families = options.get("families", FAMILY_NAMES)
+    if isinstance(families, str) or not isinstance(families, Sequence) or not families or not set(families) <= set(
+        FAMILY_NAMES
+    ):
+        problems.append(f".families={list(families) if isinstance(families, Sequence) else families!r} must be a "
+                        f"non-empty list of {', '.join(FAMILY_NAMES)}")
+    for name in ("bias", "gamma", "blur", "noise", "rotation"):
+        value = options.get(name, 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            problems.append(f".{name}={value!r} must be a number >= 0")
+    zoom = options.get("zoom", 0.0)
+    if not isinstance(zoom, (int, float)) or isinstance(zoom, bool) or not 0 <= zoom < 1:
+        problems.append(f".zoom={zoom!r} must be a number in [0, 1)")
+    return problems
+
+
+class ContrastDraws(NamedTuple):
+    """The random numbers of one batch of B images of H x W."""
+
+    uniform: Tensor  # float [B, len(_UNIFORMS)] in [0, 1)
+    bias: Tensor  # float [B, 1, BIAS_GRID, BIAS_GRID] standard normal
+    gamma: Tensor  # float [B] standard normal
+    noise: Tensor  # float [B, 2, 1, H, W] standard normal
+
+
+def synthesize(maps: Tensor, options: ContrastOptions | None = None, seeds: Sequence[int] | None = None) -> Tensor:
+    """Tissue maps float [B, 4, H, W] in [0, 1] (TISSUES) -> HR float [B, 1, H, W] in [0, 1] on the same device.
+
+    seeds: one int per image (validation, test: no rotation or scale, reproducible draws); None: training.
+    """
+    options = options or ContrastOptions()
+    if seeds is not None and len(seeds) != len(maps):
+        raise ValueError(f"got {len(seeds)} seeds for a batch of {len(maps)} images")
+    draws = contrast_draws(maps, seeds)
+    u = dict(zip(_UNIFORMS, draws.uniform.unbind(1)))
+    if seeds is None and (options.rotation or options.zoom):
+        maps = _warp(maps, (2 * u["rotation"] - 1) * math.radians(options.rotation),
+                     1 + (2 * u["zoom"] - 1) * options.zoom)
+    t1, gm, wm, csf = maps.unbind(1)
+    other = t1 * (1 - gm - wm - csf).clamp(0.0, 1.0)
+    tissues = torch.stack([gm, wm, csf, other], 1)
+
+    names = options.families
+    pick = (u["family"] * len(names)).long().clamp_max(len(names) - 1)
+    ranges = torch.tensor([FAMILIES.get(name, ((0.0, 0.0),) * 4) for name in names], device=maps.device,
+                          dtype=maps.dtype)[pick]  # [B, 4, 2]
+    means = ranges[..., 0] + (ranges[..., 1] - ranges[..., 0]) * torch.stack([u[k] for k in _UNIFORMS[1:5]], 1)
+    image = (tissues * means[:, :, None, None]).sum(1, keepdim=True)
+    image = image * _bias_field(draws.bias * options.bias * u["bias"].view(-1, 1, 1, 1), image.shape[-2:])
+    image = image / image.amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+    image = apply_gamma(image, torch.exp(options.gamma * draws.gamma))
+    if options.blur:
+        image = _blur(image, options.blur * u["blur"], options.blur)
+    if options.noise:
+        image = rician_magnitude(image, (options.noise * u["noise"]).view(-1, 1, 1, 1), draws.noise)
+    template = torch.tensor([name == TEMPLATE for name in names], device=maps.device)[pick]
+    return torch.where(template.view(-1, 1, 1, 1), t1[:, None], image).clamp(0.0, 1.0)
+
+
+def contrast_draws(maps: Tensor, seeds: Sequence[int] | None = None) -> ContrastDraws:
+    """The draws for a batch of maps [B, C, H, W]: from each image's seed on the CPU, or afresh on its device."""
+    batch, _, height, width = maps.shape
+    shapes = ((len(_UNIFORMS),), (1, BIAS_GRID, BIAS_GRID), (), (2, 1, height, width))
+    if seeds is None:
+        uniform = torch.rand(batch, *shapes[0], device=maps.device, dtype=maps.dtype)
+        normal = [torch.randn(batch, *shape, device=maps.device, dtype=maps.dtype) for shape in shapes[1:]]
+        return ContrastDraws(uniform, *normal)
+    generators = [np.random.default_rng((int(seed), _STREAM)) for seed in seeds]
+    per_image = [(rng.random(shapes[0]), *(rng.standard_normal(shape) for shape in shapes[1:])) for rng in generators]
+    stacked = [torch.from_numpy(np.stack(column)).to(maps.device, maps.dtype) for column in zip(*per_image)]
+    return ContrastDraws(*stacked)
+
+
+def _warp(maps: Tensor, angle: Tensor, scale: Tensor) -> Tensor:
+    """Rotate each image by angle [B] radians and scale it by scale [B] (> 1 enlarges) about its centre."""
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    zero = torch.zeros_like(cos)
+    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _bias_field(log_gain: Tensor, size: torch.Size) -> Tensor:
+    """float [B, 1, H, W] > 0: the coarse log gains [B, 1, g, g] upsampled smoothly and exponentiated."""
+    return torch.exp(F.interpolate(log_gain, size=tuple(size), mode="bicubic", align_corners=True))
+
+
+def _blur(image: Tensor, sigma: Tensor, largest: float) -> Tensor:
+    """A separable Gaussian blur of each image [B, 1, H, W] with its own std sigma [B] <= largest (HR pixels)."""
+    batch, _, height, width = image.shape
+    radius = max(1, math.ceil(3.0 * largest))
+    offsets = torch.arange(-radius, radius + 1, device=image.device, dtype=image.dtype)
+    kernel = torch.exp(-0.5 * (offsets[None] / sigma.clamp_min(1e-3)[:, None]) ** 2)
+    kernel = kernel / kernel.sum(1, keepdim=True)
+    flat = image.reshape(1, batch, height, width)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel.view(batch, 1, 1, -1), groups=batch)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel.view(batch, 1, -1, 1), groups=batch)
+    return flat.view(batch, 1, height, width)

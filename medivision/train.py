@@ -16,6 +16,7 @@ from medivision.io.errors import one_line_errors
 from medivision.report.tables import metrics_table
 from medivision.training.launching import check_trainer_arguments, command_line_overrides, refuse_ddp_in_local_multirun
 from medivision.training.loggers import finish_run, make_loggers, start_loggers
+from medivision.training.provenance import Provenance
 
 # ckpt_path values Lightning resolves itself (to the run's own checkpoints); anything else names a file
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
@@ -38,6 +39,8 @@ def train(cfg: DictConfig) -> float | None:
     module = instantiate(cfg.model)
     loggers = make_loggers(cfg.get("logger"), cfg.paths.output_dir)
     callbacks = [instantiate(callback) for callback in (cfg.get("callbacks") or {}).values()]
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    callbacks.append(Provenance(command_line_overrides(), {k: v for k, v in data.items() if k != "_target_"}))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     refuse_ddp_in_local_multirun(trainer)
     hyperparameters = {**OmegaConf.to_container(cfg, resolve=True), "overrides": command_line_overrides()}

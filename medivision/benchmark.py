@@ -88,7 +88,7 @@ def _inference(cfg: DictConfig, trained: TrainedGenerator | None, datamodule: SR
     """The EMA generator of cfg.ckpt (`trained`), or model.generator with seeded random weights, on
     validation/test images."""
     if trained is not None:
-        generator, config, _ = trained
+        generator, config = trained.network, trained.config
     else:
         config = dict(cfg.model.generator)
         generator = SRResNet(**config)

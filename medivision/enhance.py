@@ -1,11 +1,14 @@
-"""`python -m medivision.enhance ckpt=PATH input=PATH output=PATH`: 4x super-resolution of files a clinic has.
+"""`python -m medivision.enhance input=PATH output=PATH [ckpt=PATH]`: 4x super-resolution of files a clinic has.
 
 Inputs: PNG/JPEG/TIFF images (8- or 16-bit, gray or RGB, any size), DICOM files or series, NIfTI volumes
 (in-plane, slice by slice across `axis`), or a folder of any of them. The input is the low-resolution
 image: every output is `scale` times larger in-plane. Stored values map to [0, 1] and back by the intensity
 policy the model was trained with (medivision.io.intensity: per image; per series or volume for DICOM and
-NIfTI, so slices stay comparable). Each output says in its metadata that it is a model estimate, and the
-run reports how far degrade(SR) lies from the input (LR-consistency PSNR). Runs on the CPU unless device=cuda.
+NIfTI, so slices stay comparable). Each output says in its metadata that it is a model estimate, and which
+model made it; without `ckpt`, the bundled general model does. The run reports how far degrade(SR) lies from
+the input (LR-consistency PSNR). ensemble=8 averages the 8 flips/rotations; with uncertainty=true their spread
+is written beside each output as an uncertainty map, in the input's format (medivision.inference.ensemble).
+Runs on the CPU unless device=cuda.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import NamedTuple
 
 import hydra
 import numpy as np
@@ -25,16 +29,17 @@ from tqdm import tqdm
 
 from medivision.data.degradations import DEGRADATIONS, DegradationOptions
 from medivision.inference.consistency import make_consistent
+from medivision.inference.ensemble import check_ensemble, self_ensemble
 from medivision.inference.models import SRModel, load_model
 from medivision.inference.tiling import super_resolve
 from medivision.io import dicom as dicom_files
 from medivision.io import images as image_files
 from medivision.io import nifti as nifti_files
-from medivision.io.dicom_derived import DerivedSeries, derive
+from medivision.io.dicom_derived import UNCERTAINTY_SERIES_OFFSET, DerivedSeries, derive, derive_uncertainty
 from medivision.io.errors import one_line_errors
-from medivision.io.formats import ESTIMATE_NOTE
+from medivision.io.formats import ESTIMATE_NOTE, UNCERTAINTY_NOTE
 from medivision.io.intensity import INTENSITY_POLICIES, IntensityMap
-from medivision.io.outputs import Plan, plan
+from medivision.io.outputs import Plan, plan, uncertainty_path
 from medivision.report.metrics import lr_consistency_psnr
 
 logger = logging.getLogger(__name__)
@@ -46,9 +51,18 @@ def main(cfg: DictConfig) -> None:
     print(enhance(cfg).summary())
 
 
+class Upscaled(NamedTuple):
+    """What an Upscaler makes of a batch of N unit images."""
+
+    sr: np.ndarray  # float32 [N, C, s*h, s*w] in [0, 1]
+    spread: np.ndarray | None  # the uncertainty map, same shape and units (ensemble=8 only)
+    lr_psnr: list[float]  # LR-consistency PSNR per image
+    mean_spread: list[float]  # the uncertainty map's mean per image ([] without one)
+
+
 @dataclass
 class Upscaler:
-    """A model with the run's tiling and consistency settings: unit images in, SR unit images out."""
+    """A model with the run's tiling, ensemble and consistency settings: unit images in, SR unit images out."""
 
     model: SRModel
     tile: int = 256
@@ -58,46 +72,64 @@ class Upscaler:
     iterations: int = 20
     degradation: str = "bicubic"
     degradation_options: DegradationOptions | None = None
+    ensemble: int = 1
 
-    def __call__(self, unit: np.ndarray) -> tuple[np.ndarray, list[float]]:
-        """float32 [N, C, h, w] in [0, 1] -> (float32 [N, C, s*h, s*w] in [0, 1], LR-consistency PSNR per image)."""
+    def __call__(self, unit: np.ndarray) -> Upscaled:
+        """float32 [N, C, h, w] in [0, 1] -> the SR images, their uncertainty map and LR-consistency PSNRs."""
         lr = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))
         scale = self.model.scale
-        sr = super_resolve(self.model, lr, scale, self.tile, self.overlap, self.batch_size)
+        sr, spread = self_ensemble(partial(self._whole, scale=scale), lr, self.ensemble)
         if self.consistency:
             sr = make_consistent(sr, lr, scale, self.degradation, self.iterations, self.degradation_options)
-        return sr.numpy(), lr_consistency_psnr(sr, lr, scale, self.degradation, self.degradation_options).tolist()
+        lr_psnr = lr_consistency_psnr(sr, lr, scale, self.degradation, self.degradation_options).tolist()
+        if spread is None:
+            return Upscaled(sr.numpy(), None, lr_psnr, [])
+        return Upscaled(sr.numpy(), spread.numpy(), lr_psnr, spread.flatten(1).mean(1).tolist())
+
+    def _whole(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
+        return super_resolve(self.model, lr, scale, self.tile, self.overlap, self.batch_size)
 
 
 @dataclass
 class Report:
-    """What a run did: files written, files skipped with the reason, LR-consistency PSNR of each image/frame."""
+    """What a run did: files written, files skipped with the reason, LR-consistency PSNR of each image/frame,
+    and the mean of each image's uncertainty map (with uncertainty=true)."""
 
     written: list[Path] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     lr_psnr: list[float] = field(default_factory=list)
+    maps: list[Path] = field(default_factory=list)
+    mean_spread: list[float] = field(default_factory=list)
     seconds: float = 0.0
     ignored: int = 0
     model: str = ""
+    ensemble: int = 1
 
-    def add(self, result: tuple[list[Path], list[float]] | None) -> None:
-        """Count one file's outputs and LR-consistency PSNRs (None: the file was skipped)."""
+    def add(self, result: Done | None) -> None:
+        """Count one file's outputs (None: the file was skipped)."""
         if result is not None:
-            self.written += result[0]
-            self.lr_psnr += result[1]
+            self.written += result.outputs
+            self.maps += result.maps
+            self.lr_psnr += result.lr_psnr
+            self.mean_spread += result.mean_spread
 
     def skip(self, source: Path, reason: str) -> None:
         self.skipped.append((source, reason))
 
     def summary(self) -> str:
+        passes = " (8-fold self-ensemble)" if self.ensemble == 8 else ""
         lines = [f"enhanced {len(self.written)} files ({len(self.lr_psnr)} images/slices) in {self.seconds:.1f} s "
-                 f"with {self.model}"]
+                 f"with {self.model}{passes}"]
         if self.lr_psnr:
             lines.append(f"LR-consistency PSNR, degrade(SR) vs input: mean {np.mean(self.lr_psnr):.2f} dB, "
                          f"lowest {np.min(self.lr_psnr):.2f} dB (higher: closer to what was measured)")
         if self.written:
             lines.append(f"outputs: {self.written[0]}" + (f" ... ({len(self.written)} files)"
                                                           if len(self.written) > 1 else ""))
+        if self.maps:
+            lines.append(f"uncertainty maps (std of the 8 ensemble outputs, beside each output as *_uncertainty): "
+                         f"{len(self.maps)} files; mean {np.mean(self.mean_spread):.4f}, highest image "
+                         f"{np.max(self.mean_spread):.4f} (in [0, 1] units of the image's intensity map)")
         if self.ignored:
             lines.append(f"ignored {self.ignored} files that are not images, DICOM or NIfTI")
         if self.skipped:
@@ -111,13 +143,33 @@ class Report:
         return "; ".join(reason for _, reason in self.skipped[:most]) + (" ..." if len(self.skipped) > most else "")
 
 
+class Done(NamedTuple):
+    """One input file enhanced: its output, its uncertainty map ([] without), and its images' numbers."""
+
+    outputs: list[Path]
+    maps: list[Path]
+    lr_psnr: list[float]
+    mean_spread: list[float]
+
+
+@dataclass(frozen=True)
+class Notes:
+    """The labels of a run's outputs: the SR images' and the uncertainty maps'."""
+
+    image: str
+    uncertainty: str
+
+
 def enhance(cfg: DictConfig) -> Report:
     """Super-resolve cfg.input into cfg.output (see conf/enhance.yaml).
 
     A file that fails at any step (read, decode, model, write) is skipped with its reason and the rest is
     done. Raises ValueError when nothing was written, or with cfg.strict when anything was skipped.
     """
-    todo = plan(cfg.input, cfg.output, cfg.dicom_format, cfg.overwrite, cfg.allow_inside_input)
+    ensemble = check_ensemble(cfg.ensemble)
+    if cfg.uncertainty and ensemble != 8:
+        raise ValueError("uncertainty=true maps the spread of the 8 self-ensemble outputs: pass ensemble=8 with it")
+    todo = plan(cfg.input, cfg.output, cfg.dicom_format, cfg.overwrite, cfg.allow_inside_input, cfg.uncertainty)
     if cfg.axis not in (0, 1, 2):
         raise ValueError(f"axis={cfg.axis} must be 0, 1 or 2 (the NIfTI array axis slices are cut across)")
     if cfg.intensity is not None and cfg.intensity not in INTENSITY_POLICIES:
@@ -132,17 +184,18 @@ def enhance(cfg: DictConfig) -> Report:
         logger.warning("intensity=%s: %s was trained on data mapped with %s; its outputs may be off",
                        intensity, model.name, model.intensity)
     upscaler = Upscaler(model, cfg.tile, cfg.overlap, cfg.batch_size, cfg.consistency, cfg.consistency_iterations,
-                        cfg.degradation, options)
-    report = Report(ignored=todo.ignored, model=model.name)
-    note = ESTIMATE_NOTE.format(scale=model.scale, model=model.name)
+                        cfg.degradation, options, ensemble)
+    report = Report(ignored=todo.ignored, model=model.name, ensemble=ensemble)
+    notes = Notes(ESTIMATE_NOTE.format(scale=model.scale, model=model.name),
+                  UNCERTAINTY_NOTE.format(scale=model.scale, model=model.name) if cfg.uncertainty else "")
     start = time.perf_counter()
     with tqdm(total=len(todo.images) + len(todo.dicom), unit="image", disable=_quiet(todo), leave=False) as bar:
         for source, target in todo.images:
-            report.add(_attempt(report, [source], partial(_image, source, target, upscaler, intensity, note, bar)))
-        _dicom(todo.dicom, upscaler, intensity, cfg.dicom_format, note, report, bar)
+            report.add(_attempt(report, [source], partial(_image, source, target, upscaler, intensity, notes, bar)))
+        _dicom(todo.dicom, upscaler, intensity, cfg.dicom_format, notes, report, bar)
         for source, target in todo.nifti:
             report.add(_attempt(report, [source],
-                                partial(_volume, source, target, upscaler, intensity, cfg.axis, note, bar)))
+                                partial(_volume, source, target, upscaler, intensity, cfg.axis, notes, bar)))
     report.seconds = time.perf_counter() - start
     if not report.written:
         raise ValueError(report.skipped[0][1] if len(report.skipped) == 1 else (
@@ -179,47 +232,64 @@ def _attempt(report: Report, sources: list[Path], work):
     return None
 
 
-def _image(source: Path, target: Path, upscaler: Upscaler, intensity: str, note: str, bar) -> tuple[list, list]:
+def _image(source: Path, target: Path, upscaler: Upscaler, intensity: str, notes: Notes, bar) -> Done:
     unit, mapping = image_files.read_unit(source, intensity)
-    sr, lr_psnr = upscaler(unit[None])
+    done = upscaler(unit[None])
     target.parent.mkdir(parents=True, exist_ok=True)
-    image_files.write_image(target, mapping.from_unit(sr[0]), note, f"{mapping.describe()}, as in {source.name}")
+    image_files.write_image(target, mapping.from_unit(done.sr[0]), notes.image,
+                            f"{mapping.describe()}, as in {source.name}")
+    maps = []
+    if notes.uncertainty:
+        spread = mapping.spread()
+        maps.append(uncertainty_path(target))
+        image_files.write_image(maps[0], spread.from_unit(done.spread[0]), notes.uncertainty,
+                                f"{spread.describe()}: the std of the ensemble in {source.name}'s units")
     bar.update()
-    return [target], lr_psnr
+    return Done([target], maps, done.lr_psnr, done.mean_spread)
 
 
-def _volume(source: Path, target: Path, upscaler: Upscaler, intensity: str, axis: int, note: str,
-            bar) -> tuple[list, list]:
+def _volume(source: Path, target: Path, upscaler: Upscaler, intensity: str, axis: int, notes: Notes, bar) -> Done:
     """A NIfTI volume, slice by slice across `axis`, one intensity map for the whole volume."""
     image, unit, mapping = nifti_files.read_unit(source, intensity)
     slices = nifti_files.to_slices(unit, axis)
     bar.total += len(slices)
-    stored, lr_psnr = _upscale(slices, upscaler, mapping.from_unit, bar)
-    derived = nifti_files.derive(image, nifti_files.from_slices(stored, axis), axis, upscaler.model.scale, note)
+    done = _upscale(slices, upscaler, mapping, bar, keep_unit=False)
+    scale = upscaler.model.scale
     target.parent.mkdir(parents=True, exist_ok=True)
-    nifti_files.write_nifti(target, derived)
-    return [target], lr_psnr
+    nifti_files.write_nifti(target, nifti_files.derive(image, nifti_files.from_slices(done.sr, axis), axis, scale,
+                                                       notes.image))
+    maps = []
+    if notes.uncertainty:
+        maps.append(uncertainty_path(target))
+        nifti_files.write_nifti(maps[0], nifti_files.derive(image, nifti_files.from_slices(done.spread, axis), axis,
+                                                            scale, notes.uncertainty))
+    return Done([target], maps, done.lr_psnr, done.mean_spread)
 
 
-def _upscale(unit: np.ndarray, upscaler: Upscaler, keep, bar) -> tuple[np.ndarray, list[float]]:
-    """unit [N, C, h, w] in [0, 1] -> (keep(SR) [N, C, s*h, s*w], LR-consistency PSNR per image).
+def _upscale(unit: np.ndarray, upscaler: Upscaler, mapping: IntensityMap, bar, keep_unit: bool) -> Upscaled:
+    """unit [N, C, h, w] in [0, 1] -> SR [N, C, s*h, s*w] and its uncertainty map as stored values of `mapping`
+    (or left in [0, 1] with keep_unit), with the LR-consistency PSNR and mean uncertainty per image.
 
-    `batch_size` images at a time, each chunk passed through `keep` (e.g. back to stored values) at once, so
-    that memory stays near the output's.
+    `batch_size` images at a time, each chunk mapped back to stored values at once, so that memory stays near
+    the output's.
     """
-    out, lr_psnr = [], []
+    sr, spread, lr_psnr, mean_spread = [], [], [], []
     for start in range(0, len(unit), upscaler.batch_size):
-        sr, values = upscaler(unit[start:start + upscaler.batch_size])
-        out.append(keep(sr))
-        lr_psnr += values
-        bar.update(len(sr))
-    return np.concatenate(out), lr_psnr
+        done = upscaler(unit[start:start + upscaler.batch_size])
+        sr.append(done.sr if keep_unit else mapping.from_unit(done.sr))
+        if done.spread is not None:
+            spread.append(done.spread if keep_unit else mapping.spread().from_unit(done.spread))
+        lr_psnr += done.lr_psnr
+        mean_spread += done.mean_spread
+        bar.update(len(done.sr))
+    return Upscaled(np.concatenate(sr), np.concatenate(spread) if spread else None, lr_psnr, mean_spread)
 
 
-def _dicom(pairs: list[tuple[Path, Path]], upscaler: Upscaler, intensity: str, dicom_format: str, note: str,
+def _dicom(pairs: list[tuple[Path, Path]], upscaler: Upscaler, intensity: str, dicom_format: str, notes: Notes,
            report: Report, bar) -> None:
-    """DICOM files grouped into series, each written to one new series; a file that fails is skipped alone,
-    and where a series cannot be prepared (its new series, an intensity map), the files it is for.
+    """DICOM files grouped into series, each written to one new series (its uncertainty maps to another); a file
+    that fails is skipped alone, and where a series cannot be prepared (its new series, an intensity map), the
+    files it is for.
 
     The single-frame files of a series with the same pixel type share one intensity map (they are slices
     of one volume); a multi-frame object has its own, for all its frames.
@@ -235,7 +305,8 @@ def _dicom(pairs: list[tuple[Path, Path]], upscaler: Upscaler, intensity: str, d
         bar.total += len(read[1]) - 1  # the bar counts frames
     start = datetime.datetime.now()
     for members in dicom_files.sort_series(loaded).values():
-        series = _attempt(report, [path for path, _ in members], partial(DerivedSeries.beside, members[0][1], start))
+        first = members[0][1]
+        series = _attempt(report, [path for path, _ in members], partial(_new_series, first, start, notes))
         if series is None:
             continue
         for group in _intensity_groups(members, targets):
@@ -246,7 +317,14 @@ def _dicom(pairs: list[tuple[Path, Path]], upscaler: Upscaler, intensity: str, d
             for source, dataset in group:
                 target, stored = targets[source]
                 report.add(_attempt(report, [source], partial(
-                    _dicom_file, source, target, dataset, stored, mapping, series, upscaler, dicom_format, note, bar)))
+                    _dicom_file, source, target, dataset, stored, mapping, series, upscaler, dicom_format, notes,
+                    bar)))
+
+
+def _new_series(first, start: datetime.datetime, notes: Notes) -> tuple[DerivedSeries, DerivedSeries | None]:
+    """The new series of a source series' SR images, and of their uncertainty maps when asked for."""
+    maps = DerivedSeries.beside(first, start, UNCERTAINTY_SERIES_OFFSET) if notes.uncertainty else None
+    return DerivedSeries.beside(first, start), maps
 
 
 def _intensity_groups(members: list, targets: dict) -> list[list]:
@@ -265,23 +343,32 @@ def _fit(stored: list[np.ndarray], intensity: str) -> IntensityMap:
 
 
 def _dicom_file(source: Path, target: Path, dataset, stored: np.ndarray, mapping: IntensityMap,
-                series: DerivedSeries, upscaler: Upscaler, dicom_format: str, note: str, bar) -> tuple[list, list]:
-    """One DICOM object, every frame super-resolved, written as one derived object (or, one frame, a PNG)."""
+                series: tuple[DerivedSeries, DerivedSeries | None], upscaler: Upscaler, dicom_format: str,
+                notes: Notes, bar) -> Done:
+    """One DICOM object, every frame super-resolved, written as one derived object (or, one frame, a PNG); its
+    uncertainty map likewise, beside it."""
     if dicom_format == "png" and len(stored) > 1:
         raise ValueError(f"{source} holds {len(stored)} frames: dicom_format=png writes single-frame images, "
                          "so enhance it with dicom_format=dicom")
-    keep = (lambda unit: unit) if dicom_format == "png" else mapping.from_unit
-    sr, lr_psnr = _upscale(mapping.to_unit(stored), upscaler, keep, bar)
+    done = _upscale(mapping.to_unit(stored), upscaler, mapping, bar, keep_unit=dicom_format == "png")
+    scale = upscaler.model.scale
+    maps = [uncertainty_path(target)] if notes.uncertainty else []
     target.parent.mkdir(parents=True, exist_ok=True)
     if dicom_format == "png":
-        _dicom_png(target, sr[0], mapping, dataset, note)
+        _dicom_png(target, done.sr[0], mapping, dataset, notes.image)
+        if maps:
+            _dicom_png(maps[0], done.spread[0], mapping.spread(), dataset, notes.uncertainty)
     else:
-        dicom_files.write_dicom(target, derive(dataset, sr, upscaler.model.scale, series, note))
-    return [target], lr_psnr
+        dicom_files.write_dicom(target, derive(dataset, done.sr, scale, series[0], notes.image))
+        if maps:
+            dicom_files.write_dicom(maps[0], derive_uncertainty(dataset, done.spread, scale, series[1],
+                                                                notes.uncertainty))
+    return Done([target], maps, done.lr_psnr, done.mean_spread)
 
 
 def _dicom_png(target: Path, unit: np.ndarray, mapping: IntensityMap, dataset, note: str) -> None:
-    """A DICOM's SR image as a PNG: 8-bit stored values as they are, anything wider on the 16-bit scale."""
+    """A DICOM's SR image (or uncertainty map) as a PNG: 8-bit stored values as they are, anything wider on the
+    16-bit scale."""
     slope, intercept = float(dataset.get("RescaleSlope", 1) or 1), float(dataset.get("RescaleIntercept", 0) or 0)
     if np.dtype(mapping.dtype) == np.uint8:
         pixels, how = mapping.from_unit(unit), "PNG values are the stored values"

@@ -1,11 +1,15 @@
-"""`python -m medivision.evaluate ckpt=PATH [data=...] [compare=[...]] [consistency=true]`: the test-split report.
+"""`python -m medivision.evaluate [ckpt=PATH] [data=...] [compare=[...]] [ensemble=8] [consistency=true]`: the
+test-split report. Without ckpt, the bundled general model is evaluated.
 
 For every test image (the split `data` makes, LR from `data.degradation`): PSNR and SSIM of the model,
 of bicubic upsampling and of any `compare` checkpoints (or ONNX files), on the whole image and on the
 brain only, plus the LR-consistency PSNR of each output (degrade(SR) against the LR input). The brain
 mask comes from HR: pixels above `foreground_level`, holes filled, dilated by `foreground_dilation`
 (see medivision.report.metrics.foreground_mask). With consistency=true the model's outputs are also
-corrected by back-projection and reported as "model + consistency", with the change it causes.
+corrected by back-projection and reported as "model + consistency", with the change it causes. With
+ensemble=8 the 8-fold self-ensemble is reported as "model + ensemble" beside the single pass, with the time
+each took, and its uncertainty map (the std of the 8 outputs) is scored against the real error
+(medivision.report.metrics.uncertainty_agreement; uncertainty.csv).
 
 Writes into the run directory (outputs/evaluate/<time>/): per_image.csv (one row per image and
 method), report.md (overall, per class, consistency change) and cases.png (the model's best, median
@@ -14,7 +18,8 @@ and worst test images by PSNR: LR / bicubic / SR / HR / error map). Logged to W&
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
@@ -27,10 +32,17 @@ from omegaconf import DictConfig, OmegaConf
 from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import upsample_bicubic
 from medivision.inference.consistency import make_consistent
+from medivision.inference.ensemble import check_ensemble, self_ensemble
 from medivision.inference.models import SRModel, load_model
 from medivision.io.errors import one_line_errors
-from medivision.report.evaluation import COLUMNS, CONSISTENT, markdown, means
-from medivision.report.metrics import METRICS, foreground_mask, image_metrics
+from medivision.report.evaluation import COLUMNS, CONSISTENT, ENSEMBLED, UNCERTAINTY_COLUMNS, markdown, means
+from medivision.report.metrics import (
+    METRICS,
+    UNCERTAINTY_METRICS,
+    foreground_mask,
+    image_metrics,
+    uncertainty_agreement,
+)
 from medivision.report.panels import save_panel
 from medivision.report.tables import write_csv
 from medivision.training.loggers import finish_run
@@ -46,6 +58,8 @@ class Evaluation:
     csv: Path
     markdown: Path
     figure: Path
+    uncertainty: list[dict] = field(default_factory=list)  # per image, with ensemble=8 (UNCERTAINTY_COLUMNS)
+    seconds: dict[str, float] = field(default_factory=dict)  # time each method took over the split
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
@@ -58,20 +72,29 @@ def main(cfg: DictConfig) -> None:
 
 def evaluate(cfg: DictConfig) -> Evaluation:
     """Evaluate cfg.ckpt (and cfg.compare) on cfg.data's test split; write and log the report."""
+    ensemble = check_ensemble(cfg.ensemble)
     datamodule: SRDataModule = instantiate(cfg.data)
     models = _load_models(cfg, datamodule.scale, datamodule.intensity)
     loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
     batches = datamodule.evaluation_batches("test")
     test_set = datamodule.test_set
     consistent = ["model" + CONSISTENT] if cfg.consistency else []
-    methods = ["model", *consistent, *list(models)[1:], "bicubic"]
+    ensembled = ["model" + ENSEMBLED] if ensemble == 8 else []
+    methods = ["model", *ensembled, *consistent, *list(models)[1:], "bicubic"]
     rows: list[dict] = []
+    agreement: list[dict] = []
+    seconds: dict[str, float] = {}
     seen = 0  # test images before this batch; the loader keeps the split's order
     for batch in batches:
-        outputs = _outputs(models, batch["lr"], datamodule, cfg)
+        outputs, spread = _outputs(models, batch["lr"], datamodule, cfg, ensemble, seconds)
         mask = foreground_mask(batch["hr"], cfg.foreground_level, cfg.foreground_dilation)
         fractions = mask.float().flatten(1).mean(1)
         labels = batch["label"].tolist()
+        if spread is not None:
+            numbers = uncertainty_agreement(spread, outputs["model" + ENSEMBLED], batch["hr"], mask)
+            agreement += [{"image": seen + offset, "class": datamodule.class_names[label],
+                           **{name: float(numbers[name][offset]) for name in UNCERTAINTY_METRICS}}
+                          for offset, label in enumerate(labels)]
         for method in methods:
             numbers = image_metrics(outputs[method], batch["hr"], batch["lr"], mask, datamodule.scale,
                                     datamodule.degradation, datamodule.degradation_options)
@@ -88,9 +111,12 @@ def evaluate(cfg: DictConfig) -> Evaluation:
         raise ValueError(f"the test split of data.source={datamodule.source} is empty: raise data.test_fraction")
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result = Evaluation(rows, methods, markdown(rows, methods, _title(cfg, datamodule), _notes(cfg)),
-                        out / "per_image.csv", out / "report.md", out / "cases.png")
+    report = markdown(rows, methods, _title(cfg, datamodule), _notes(cfg), agreement, seconds)
+    result = Evaluation(rows, methods, report, out / "per_image.csv", out / "report.md", out / "cases.png",
+                        agreement, seconds)
     write_csv(result.csv, rows, COLUMNS)
+    if agreement:
+        write_csv(out / "uncertainty.csv", agreement, UNCERTAINTY_COLUMNS)
     result.markdown.write_text(result.report)
     _figure(result, models["model"], test_set.hr, datamodule, cfg)
     _log(loggers, result, cfg)
@@ -100,7 +126,7 @@ def evaluate(cfg: DictConfig) -> Evaluation:
 def _load_models(cfg: DictConfig, scale: int, intensity: str) -> dict[str, SRModel]:
     """The model (cfg.ckpt) and each compare entry, named by its run folder and file; their scales and
     intensity policies must be the data's."""
-    models = {"model": load_model(cfg.ckpt, cfg.device)}
+    models = {"model": load_model(cfg.ckpt, cfg.device)}  # no ckpt: the bundled general model
     for path in cfg.compare or []:
         path = Path(path)
         name = f"{path.parent.parent.name}/{path.name}" if path.parent.name == "checkpoints" else path.name
@@ -116,13 +142,28 @@ def _load_models(cfg: DictConfig, scale: int, intensity: str) -> dict[str, SRMod
 
 
 @torch.inference_mode()
-def _outputs(models: dict[str, SRModel], lr: torch.Tensor, datamodule: SRDataModule, cfg: DictConfig) -> dict:
-    outputs = {name: model(lr) for name, model in models.items()}
+def _outputs(models: dict[str, SRModel], lr: torch.Tensor, datamodule: SRDataModule, cfg: DictConfig, ensemble: int,
+             seconds: dict[str, float]) -> tuple[dict, torch.Tensor | None]:
+    """Every method's SR of one batch, and the ensemble's uncertainty map (ensemble=8; else None); the time each
+    method takes is added up in `seconds`."""
+    outputs = {name: _timed(seconds, name, model, lr) for name, model in models.items()}
+    spread = None
+    if ensemble == 8:
+        start = time.perf_counter()
+        outputs["model" + ENSEMBLED], spread = self_ensemble(models["model"], lr, ensemble)
+        seconds["model" + ENSEMBLED] = seconds.get("model" + ENSEMBLED, 0.0) + time.perf_counter() - start
     if cfg.consistency:
         outputs["model" + CONSISTENT] = make_consistent(outputs["model"], lr, datamodule.scale, datamodule.degradation,
                                                         cfg.consistency_iterations, datamodule.degradation_options)
     outputs["bicubic"] = upsample_bicubic(lr, datamodule.scale)
-    return outputs
+    return outputs, spread
+
+
+def _timed(seconds: dict[str, float], name: str, model: SRModel, lr: torch.Tensor) -> torch.Tensor:
+    start = time.perf_counter()
+    sr = model(lr)
+    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
+    return sr
 
 
 @torch.inference_mode()

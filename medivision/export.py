@@ -1,10 +1,12 @@
-"""`python -m medivision.export ckpt=PATH format=onnx|torchscript`: the EMA generator as a standalone file.
+"""`python -m medivision.export ckpt=PATH format=onnx|torchscript|safetensors`: the EMA generator as one file.
 
 The exported network is SRModule.forward: the EMA generator with its output clamped to [0, 1], input
 float32 [B, 1, h, w] in [0, 1] with any batch size, height and width, output [B, 1, scale*h, scale*w].
-After writing, the file is run (onnxruntime, or torch.jit.load) next to PyTorch on random inputs of two
-sizes; the largest absolute difference is printed and written to `<output>.check.json`, and the export
-fails when it exceeds `tolerance`.
+safetensors writes a MediVision model file (medivision.inference.model_file: the weights and how the model
+was made), which enhance and evaluate read as they read checkpoints; the bundled general model is one.
+After writing, the file is run (onnxruntime, torch.jit.load, or read back as a model file) next to PyTorch
+on random inputs of two sizes; the largest absolute difference is printed and written to
+`<output>.check.json`, and the export fails when it exceeds `tolerance`.
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ from omegaconf import DictConfig
 from torch import nn
 
 from medivision.inference.checkpoints import load_generator
+from medivision.inference.model_file import read_model_file, write_model_file
 from medivision.inference.onnx import OnnxSR, write_onnx
 from medivision.io.errors import one_line_errors
 from medivision.nets import ClampedGenerator
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
@@ -42,8 +45,9 @@ def export(cfg: DictConfig) -> dict:
     if cfg.format not in FORMATS:
         raise ValueError(f"format={cfg.format!r} is not one of {', '.join(FORMATS)}")
     checkpoint = Path(cfg.ckpt).expanduser()
-    generator, config, intensity = load_generator(checkpoint)
-    model = ClampedGenerator(generator).eval()
+    trained = load_generator(checkpoint)
+    config, intensity = trained.config, trained.intensity
+    model = ClampedGenerator(trained.network).eval()
     output = Path(cfg.output).expanduser() if cfg.output else checkpoint.with_suffix(FORMATS[cfg.format])
     if output.exists() and not cfg.overwrite:
         raise ValueError(f"output {output} already exists: choose another output=, or pass overwrite=true")
@@ -51,6 +55,9 @@ def export(cfg: DictConfig) -> dict:
     if cfg.format == "onnx":
         write_onnx(model, output, config, checkpoint.name, cfg.opset, intensity)
         run = OnnxSR(output)
+    elif cfg.format == "safetensors":
+        write_model_file(trained, output, checkpoint.name)
+        run = ClampedGenerator(read_model_file(output)[0].network).eval()
     else:
         _write_torchscript(model, output)
         with warnings.catch_warnings():

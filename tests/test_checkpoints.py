@@ -62,7 +62,7 @@ def test_weights_that_do_not_fit_the_saved_config(tiny_checkpoint, tmp_path):
     path = tmp_path / "edited.ckpt"
     torch.save(checkpoint, path)
     with pytest.raises(ValueError, match=r"edited.ckpt: the EMA generator weights do not fit the generator config "
-                                         r"saved with them \(channels=16.*shape checkpoint vs config: head.0.weight "
+                                         r"saved with them \(channels=16.*shape file vs config: head.0.weight "
                                          r"\(8, 1, 9, 9\) vs \(16, 1, 9, 9\)"):
         load_generator(path)
 

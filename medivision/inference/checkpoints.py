@@ -72,10 +72,11 @@ class TrainedGenerator(NamedTuple):
     network: SRResNet  # the EMA generator, in eval mode on the CPU, gradients off
     config: dict  # its SRResNet keyword arguments
     intensity: str  # how its inputs were mapped to [0, 1] in training (medivision.io.intensity)
+    provenance: dict  # how it was made: {"command", "commit", "data"} (medivision.training.provenance); {} if unknown
 
 
 def load_generator(path: str | Path) -> TrainedGenerator:
-    """The EMA generator of a MediVision checkpoint, its SRResNet config and its intensity policy.
+    """The EMA generator of a MediVision checkpoint, its SRResNet config, intensity policy and provenance.
 
     The network is built from the checkpoint's own config, so checkpoints of any size load. Raises
     ValueError naming the file when the weights do not fit that config (a checkpoint edited or saved
@@ -83,11 +84,19 @@ def load_generator(path: str | Path) -> TrainedGenerator:
     """
     checkpoint = load_checkpoint(path)
     config = generator_config(checkpoint, path)
+    generator = build_generator(config, ema_generator_weights(checkpoint, path), path)
+    intensity = str((checkpoint.get("hyper_parameters") or {}).get("intensity", UNRECORDED_INTENSITY))
+    provenance = checkpoint.get("provenance")
+    return TrainedGenerator(generator, config, intensity, provenance if isinstance(provenance, dict) else {})
+
+
+def build_generator(config: dict, weights: dict[str, torch.Tensor], path: str | Path) -> SRResNet:
+    """An SRResNet built from `config` holding `weights`, in eval mode with gradients off. Raises ValueError
+    naming the file (`path`) when the config cannot build one or the weights do not fit it."""
     try:
         generator = SRResNet(**config)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: its generator config {config} cannot build an SRResNet: {error}") from error
-    weights = ema_generator_weights(checkpoint, path)
     expected = generator.state_dict()
     missing = sorted(expected.keys() - weights.keys())
     unexpected = sorted(weights.keys() - expected.keys())
@@ -96,14 +105,14 @@ def load_generator(path: str | Path) -> TrainedGenerator:
     if missing or unexpected or reshaped:
         problems = [f"{label}: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
                     for label, items in (("missing", missing), ("unexpected", unexpected),
-                                         ("shape checkpoint vs config", reshaped)) if items]
+                                         ("shape file vs config", reshaped)) if items]
         raise ValueError(
             f"{path}: the EMA generator weights do not fit the generator config saved with them "
-            f"({_describe(config)}); {'; '.join(problems)}. Use a checkpoint written by medivision.train."
+            f"({_describe(config)}); {'; '.join(problems)}. Use a file written by medivision.train or "
+            f"medivision.export."
         )
     generator.load_state_dict(weights)
-    intensity = str((checkpoint.get("hyper_parameters") or {}).get("intensity", UNRECORDED_INTENSITY))
-    return TrainedGenerator(generator.eval().requires_grad_(False), config, intensity)
+    return generator.eval().requires_grad_(False)
 
 
 def _describe(config: dict) -> str:

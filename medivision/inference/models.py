@@ -1,4 +1,5 @@
-"""A trained generator from any file: one small interface over checkpoints and ONNX files.
+"""A trained generator from any file: one small interface over checkpoints, ONNX files, MediVision model files
+(safetensors) and the bundled general model.
 
 Everything here works on float tensors in [0, 1] on the CPU; mapping file intensities to and from that
 range is the job of medivision.io.intensity.
@@ -13,6 +14,7 @@ import torch
 from torch import Tensor
 
 from medivision.inference.checkpoints import load_generator
+from medivision.inference.model_file import bundled_model_path, read_model_file, short_commit
 from medivision.inference.onnx import OnnxSR
 from medivision.nets import ClampedGenerator
 
@@ -52,7 +54,8 @@ def inference_device(device: str) -> torch.device:
 
 
 class TorchSR:
-    """The EMA generator of a MediVision checkpoint, output clamped to [0, 1] (as SRModule.forward).
+    """The EMA generator of a MediVision checkpoint or model file (.safetensors), output clamped to [0, 1] (as
+    SRModule.forward).
 
     precision "bf16": convolutions under bfloat16 autocast, outputs back in float32. On CPUs with bf16
     instructions (and on GPUs) about twice as fast; python -m medivision.benchmark measures the speed and
@@ -62,12 +65,14 @@ class TorchSR:
     def __init__(self, path: str | Path, device: str = "cpu", precision: str = "fp32"):
         if precision not in PRECISIONS:
             raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
-        generator, self.config, self.intensity = load_generator(path)
+        path = Path(path)
+        trained = read_model_file(path)[0] if path.suffix.lower() == ".safetensors" else load_generator(path)
+        self.config, self.intensity, self.provenance = trained.config, trained.intensity, trained.provenance
         self.device = torch.device(device)
-        self.generator = ClampedGenerator(generator).to(self.device)
+        self.generator = ClampedGenerator(trained.network).to(self.device)
         self.bf16 = precision == "bf16"
         self.scale = int(self.config["scale"])
-        self.name = Path(path).name
+        self.name = path.name
 
     @torch.inference_mode()
     def __call__(self, lr: Tensor) -> Tensor:
@@ -76,16 +81,28 @@ class TorchSR:
         return sr.float().cpu()
 
 
-def load_model(path: str | Path, device: str = "cpu", precision: str = "fp32") -> SRModel:
-    """A checkpoint (.ckpt) or an exported ONNX file (.onnx), chosen by the file name; precision: fp32 | bf16
-    (checkpoints only: an ONNX file runs in the precision it was exported in)."""
+def load_model(path: str | Path | None, device: str = "cpu", precision: str = "fp32") -> SRModel:
+    """A model by its file, chosen by the file name: an exported ONNX file (.onnx), a MediVision model file
+    (.safetensors), else a checkpoint of medivision.train; None: the bundled general model. precision: fp32 |
+    bf16 (not for ONNX files, which run in the precision they were exported in)."""
     device = str(inference_device(device))
+    if path is None:
+        model = TorchSR(bundled_model_path(), device, precision)
+        model.name = f"the bundled general model {model.name} (commit {short_commit(model.provenance['commit'])})"
+        return model
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"ckpt={path} does not exist: pass a .ckpt checkpoint or an exported .onnx file")
+        raise FileNotFoundError(f"ckpt={path} does not exist: pass a .ckpt checkpoint, an exported .onnx or "
+                                ".safetensors file, or no ckpt for the bundled general model")
     if path.suffix.lower() != ".onnx":
-        return TorchSR(path, device, precision)
+        try:
+            return TorchSR(path, device, precision)
+        except ValueError as error:
+            if path.suffix.lower() in (".ckpt", ".safetensors"):
+                raise
+            raise ValueError(f"ckpt={path} is none of a checkpoint (.ckpt, from medivision.train), an ONNX or a "
+                             f"safetensors model file (from medivision.export): {error}") from error
     if precision != "fp32":
-        raise ValueError(f"precision={precision} applies to .ckpt checkpoints; {path.name} is an ONNX file, "
-                         "which runs in float32: use precision=fp32 or the checkpoint")
+        raise ValueError(f"precision={precision} applies to checkpoints and model files; {path.name} is an ONNX "
+                         "file, which runs in float32: use precision=fp32 or the checkpoint")
     return OnnxSR(path, device)

@@ -44,6 +44,7 @@ from medivision.io.dicom import integer
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 SERIES_NUMBER_OFFSET = 1000
+UNCERTAINTY_SERIES_OFFSET = 2000  # the series of the SR images' uncertainty maps
 DERIVATION: Code = codes.DCM.SpatialResampling  # (113085, DCM, "Spatial resampling"), CID 7203
 PURPOSE: Code = codes.DCM.SourceImageForImageProcessingOperation  # (121322, DCM, ...), CID 7202
 # Elements that describe the source's pixels and would be wrong for the SR image.
@@ -67,9 +68,9 @@ class DerivedSeries:
     time: str  # TM, HHMMSS
 
     @classmethod
-    def beside(cls, source: Dataset, start: datetime.datetime) -> DerivedSeries:
-        """A new series for the SR images of `source`'s series, numbered after it (or 1000), dated `start`."""
-        number = integer(source, "SeriesNumber") + SERIES_NUMBER_OFFSET
+    def beside(cls, source: Dataset, start: datetime.datetime, offset: int = SERIES_NUMBER_OFFSET) -> DerivedSeries:
+        """A new series for the SR images of `source`'s series, numbered `offset` after it, dated `start`."""
+        number = integer(source, "SeriesNumber") + offset
         return cls(generate_uid(), number, start.strftime("%Y%m%d"), start.strftime("%H%M%S"))
 
 
@@ -106,6 +107,22 @@ def derive(source: Dataset, pixels: np.ndarray, scale: int, series: DerivedSerie
         derived.update(_derivation(source, note))
     if enhanced:  # required of enhanced objects whose Image Type is DERIVED
         derived.SourceImageEvidenceSequence = [_evidence(source)]
+    return derived
+
+
+def derive_uncertainty(source: Dataset, pixels: np.ndarray, scale: int, series: DerivedSeries, note: str) -> Dataset:
+    """The uncertainty map of an SR image as a DICOM instance of its own `series`, made as `derive` makes the SR
+    image and labelled as what it is (Series Description, Image Comments: `note`). pixels: the spread in stored
+    units, no offset, so Rescale Intercept is 0 and the source's display windows, made for the image, are
+    dropped."""
+    derived = derive(source, pixels, scale, series, note)
+    described = source.get("SeriesDescription", "")
+    derived.SeriesDescription = f"Uncertainty of SR {scale}x estimate {described}".strip()[:64]
+    if "RescaleIntercept" in derived:
+        derived.RescaleIntercept = 0
+    for keyword in ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTSequence"):
+        if keyword in derived:
+            delattr(derived, keyword)
     return derived
 
 

@@ -9,6 +9,9 @@ from medivision.io.nifti import is_nifti
 # Every SR output carries this, in whatever metadata its format has.
 # The first 64 characters carry the point, for fields that are short (NIfTI descrip holds 79).
 ESTIMATE_NOTE = "MediVision {scale}x super-resolution: a model estimate, not a measurement (model {model})"
+# ... and every uncertainty map this.
+UNCERTAINTY_NOTE = ("MediVision uncertainty map: std of 8 self-ensemble outputs of the {scale}x estimate, not an "
+                    "error bar (model {model})")
 
 
 def detect(path: Path) -> str | None:

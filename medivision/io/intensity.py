@@ -68,5 +68,11 @@ class IntensityMap:
             values = np.clip(np.rint(values), self.low, self.high)  # guards float rounding at the ends only
         return values.astype(self.dtype)
 
+    def spread(self) -> IntensityMap:
+        """The map for differences of this map's values (an uncertainty map, a standard deviation in [0, 1] units):
+        value = unit * span, no offset, in the same dtype (capped at its largest value)."""
+        high = self.span if not np.issubdtype(self.dtype, np.integer) else min(self.span, np.iinfo(self.dtype).max)
+        return IntensityMap(0.0, float(high), self.dtype)
+
     def describe(self) -> str:
         return f"value = {self.low:g} + unit * {self.span:g} ({np.dtype(self.dtype).name})"

@@ -24,21 +24,36 @@ class Plan:
     dicom: list[tuple[Path, Path]] = field(default_factory=list)
     nifti: list[tuple[Path, Path]] = field(default_factory=list)
     ignored: int = 0  # files of the input folder that are none of the kinds above
+    uncertainty: bool = False  # each output has an uncertainty map beside it (uncertainty_path)
 
     @property
     def pairs(self) -> list[tuple[Path, Path]]:
         return self.images + self.dicom + self.nifti
 
+    @property
+    def targets(self) -> list[Path]:
+        """Every file the run writes: the outputs, and their uncertainty maps when asked for."""
+        outputs = [target for _, target in self.pairs]
+        return outputs + ([uncertainty_path(target) for target in outputs] if self.uncertainty else [])
+
+
+def uncertainty_path(target: Path) -> Path:
+    """Where the uncertainty map of the output `target` goes: beside it, "_uncertainty" added to its name
+    (scan.nii.gz -> scan_uncertainty.nii.gz, IM0001 -> IM0001_uncertainty)."""
+    name = target.name
+    suffix = ".nii.gz" if name.lower().endswith(".nii.gz") else target.suffix
+    return target.with_name(f"{name[:len(name) - len(suffix)]}_uncertainty{suffix}")
+
 
 def plan(input: str | Path, output: str | Path, dicom_format: str = "dicom", overwrite: bool = False,
-         allow_inside_input: bool = False) -> Plan:
+         allow_inside_input: bool = False, uncertainty: bool = False) -> Plan:
     """Pair every input file with its output file, or raise ValueError/FileNotFoundError saying why not.
 
     A file input writes to `output` (or into `output`, when that is an existing folder, under the input's
     name). A folder input writes to the same relative paths under the `output` folder. JPEG outputs
     become PNG; DICOM outputs become PNG with dicom_format=png. Refused: an output that is the input,
     an input file overwritten, an output folder inside the input folder (unless allow_inside_input),
-    and existing output files (unless overwrite).
+    and existing output files (unless overwrite); with `uncertainty`, the same for the uncertainty maps.
     """
     if dicom_format not in ("dicom", "png"):
         raise ValueError(f"dicom_format={dicom_format!r} is not one of dicom, png")
@@ -50,6 +65,7 @@ def plan(input: str | Path, output: str | Path, dicom_format: str = "dicom", ove
         raise ValueError(f"output={target} is the input: choose another output path")
     result = _plan_folder(source, target, dicom_format, allow_inside_input) if source.is_dir() else (
         _plan_file(source, target, dicom_format))
+    result.uncertainty = uncertainty
     _refuse_overwrites(result, overwrite)
     return result
 
@@ -115,7 +131,7 @@ def _check_suffix(target: Path, kind: str, dicom_format: str) -> None:
 
 def _refuse_overwrites(result: Plan, overwrite: bool) -> None:
     sources = {source for source, _ in result.pairs}
-    targets = [target for _, target in result.pairs]
+    targets = result.targets
     clobbered = [target for target in targets if target in sources]
     if clobbered:
         raise ValueError(f"output {clobbered[0]} would overwrite an input file: choose another output")

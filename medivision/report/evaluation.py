@@ -6,13 +6,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from medivision.report.metrics import METRICS
+from medivision.report.metrics import METRICS, UNCERTAINTY_METRICS
 from medivision.report.tables import markdown_table
 
 COLUMNS = ("image", "path", "slice_index", "class", "method", *METRICS, "fg_fraction")
 HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "fg_psnr": "brain PSNR (dB)", "fg_ssim": "brain SSIM",
            "lr_psnr": "LR-consistency PSNR (dB)"}
 CONSISTENT = " + consistency"
+ENSEMBLED = " + ensemble"
+UNCERTAINTY_COLUMNS = ("image", "class", *UNCERTAINTY_METRICS)
 
 
 def means(rows: Sequence[dict], methods: Sequence[str], key: str | None = None) -> dict:
@@ -29,8 +31,11 @@ def means(rows: Sequence[dict], methods: Sequence[str], key: str | None = None) 
     return result
 
 
-def markdown(rows: Sequence[dict], methods: Sequence[str], title: str, notes: Sequence[str]) -> str:
-    """The report: overall table, per-class PSNR/SSIM, the consistency step's change when it ran, notes."""
+def markdown(rows: Sequence[dict], methods: Sequence[str], title: str, notes: Sequence[str],
+             agreement: Sequence[dict] = (), seconds: dict[str, float] | None = None) -> str:
+    """The report: overall table, per-class PSNR/SSIM, the consistency step's and the ensemble's change when they
+    ran (with the time each method took), how the uncertainty map agrees with the error (`agreement`: per-image
+    rows of UNCERTAINTY_COLUMNS), notes."""
     count = len({row["image"] for row in rows})
     overall = means(rows, methods)
     lines = [f"# {title}", "", f"## Overall ({count} test images)", ""]
@@ -45,14 +50,35 @@ def markdown(rows: Sequence[dict], methods: Sequence[str], title: str, notes: Se
         [[method, *(f"{by_class[method][name]['psnr']:.2f} / {by_class[method][name]['ssim']:.4f}" for name in classes)]
          for method in methods])
     for method in methods:
-        if method.endswith(CONSISTENT):
-            base = method.removesuffix(CONSISTENT)
-            lines += ["", f"## Data-consistency step: {method} minus {base}", ""]
-            lines += markdown_table(["change", *(HEADERS[m] for m in METRICS)],
-                                    [[method, *(_signed(m, overall[method][m] - overall[base][m]) for m in METRICS)]])
+        for suffix, what in ((CONSISTENT, "Data-consistency step"), (ENSEMBLED, "8-fold self-ensemble")):
+            if method.endswith(suffix):
+                base = method.removesuffix(suffix)
+                lines += ["", f"## {what}: {method} minus {base}", ""]
+                lines += markdown_table(["change", *(HEADERS[m] for m in METRICS)], [
+                    [method, *(_signed(m, overall[method][m] - overall[base][m]) for m in METRICS)]])
+                if seconds and method in seconds and base in seconds:
+                    lines += ["", f"Time over the {count} images: {base} {seconds[base]:.2f} s, {method} "
+                              f"{seconds[method]:.2f} s ({seconds[method] / max(seconds[base], 1e-9):.1f}x)."]
+    if agreement:
+        lines += ["", "## Uncertainty map vs error (model + ensemble, brain pixels)", ""]
+        lines += _agreement(agreement)
     for note in notes:
         lines += ["", note]
     return "\n".join(lines) + "\n"
+
+
+def _agreement(agreement: Sequence[dict]) -> list[str]:
+    """The uncertainty section: means over the images of the map, its correlation with |SR - HR|, and the error
+    in the most vs the least uncertain tenth of each image's brain pixels."""
+    mean = {name: float(np.nanmean([row[name] for row in agreement])) for name in UNCERTAINTY_METRICS}
+    table = markdown_table(
+        ["mean uncertainty", "correlation with |SR-HR|", "|SR-HR| in most uncertain 10%",
+         "|SR-HR| in least uncertain 10%", "ratio"],
+        [[f"{mean['uncertainty']:.4f}", f"{mean['corr']:.3f}", f"{mean['error_most']:.4f}",
+          f"{mean['error_least']:.4f}", f"{mean['error_most'] / max(mean['error_least'], 1e-12):.1f}x"]])
+    return [*table, "", "The uncertainty map is the per-pixel std of the 8 ensemble outputs, in [0, 1] units. "
+            "Each number is averaged over the images (per-image values: uncertainty.csv). The map marks where the "
+            "network is unsure, not every error: errors that all 8 outputs share are not in it."]
 
 
 def _cell(metric: str, value: float) -> str:

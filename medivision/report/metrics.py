@@ -95,3 +95,32 @@ def image_metrics(sr: Tensor, hr: Tensor, lr: Tensor, mask: Tensor, scale: int,
                                float("nan")),
         "lr_psnr": lr_consistency_psnr(sr, lr, scale, degradation, options),
     }
+
+
+UNCERTAINTY_METRICS = ("uncertainty", "corr", "error_most", "error_least")
+
+
+def uncertainty_agreement(spread: Tensor, sr: Tensor, hr: Tensor, mask: Tensor) -> dict[str, Tensor]:
+    """How well an uncertainty map points at the real errors, per image, each float [B], within `mask` (the brain:
+    outside it both are near 0, which would make any map look good).
+
+    spread, sr, hr: float [B, 1, H, W] (the map and SR in [0, 1] units); mask: bool [B, 1, H, W].
+    uncertainty: the map's mean; corr: Pearson correlation of the map and |SR - HR| over the pixels;
+    error_most, error_least: mean |SR - HR| over the most and the least uncertain tenth of the pixels.
+    NaN for images with fewer than 10 mask pixels.
+    """
+    numbers: dict[str, list[Tensor]] = {name: [] for name in UNCERTAINTY_METRICS}
+    nan = sr.new_tensor(float("nan"))
+    for u, s, h, m in zip(spread, sr, hr, mask):
+        u, error = u[m], (s - h).abs()[m]
+        if u.numel() < 10:
+            for name in UNCERTAINTY_METRICS:
+                numbers[name].append(nan)
+            continue
+        tenth = u.numel() // 10
+        order = torch.argsort(u)
+        numbers["uncertainty"].append(u.mean())
+        numbers["corr"].append(torch.corrcoef(torch.stack([u, error]))[0, 1])
+        numbers["error_most"].append(error[order[-tenth:]].mean())
+        numbers["error_least"].append(error[order[:tenth]].mean())
+    return {name: torch.stack(values) for name, values in numbers.items()}

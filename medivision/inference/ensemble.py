@@ -1,0 +1,46 @@
+"""Self-ensemble ("+" in EDSR+): the input under the 8 flips/rotations of the square through the model, each
+output turned back and averaged; the spread of the 8 outputs is an uncertainty map.
+
+The map is the per-pixel standard deviation of the 8 outputs (in the same [0, 1] units as the image): where the
+network's answer depends on how the input is turned, it is guessing. It is no error bar: it misses errors the 8
+outputs agree on (the model's bias), and says nothing about what the LR input never held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+ENSEMBLES = (1, 8)
+
+
+def check_ensemble(ensemble: int) -> int:
+    """`ensemble=` as the number of passes per image; a ValueError naming the key and the fix otherwise."""
+    if isinstance(ensemble, bool) or ensemble not in ENSEMBLES:
+        raise ValueError(f"ensemble={ensemble!r} must be 1 (one pass) or 8 (the 8 flips/rotations, averaged)")
+    return int(ensemble)
+
+
+def self_ensemble(run: Callable[[Tensor], Tensor], lr: Tensor, ensemble: int = 8) -> tuple[Tensor, Tensor | None]:
+    """lr float [N, C, h, w] in [0, 1] -> (SR float [N, C, s*h, s*w] in [0, 1], uncertainty of the same shape, or
+    None for ensemble=1). `run` super-resolves a batch of any size (non-square images come back transposed by
+    the odd rotations and are turned back). ensemble=8 costs 8 passes."""
+    if check_ensemble(ensemble) == 1:
+        return run(lr), None
+    outputs = torch.stack([_turn_back(run(_turn(lr, transform)), transform) for transform in range(8)])
+    return outputs.mean(0), outputs.std(0, correction=0)
+
+
+def _turn(x: Tensor, transform: int) -> Tensor:
+    """Symmetry `transform` (0..7) of the square: rot90 by transform % 4, then a left-right flip for 4..7."""
+    turned = torch.rot90(x, transform % 4, dims=(-2, -1))
+    return turned.flip(-1) if transform >= 4 else turned
+
+
+def _turn_back(x: Tensor, transform: int) -> Tensor:
+    """The inverse of _turn."""
+    if transform >= 4:
+        x = x.flip(-1)
+    return torch.rot90(x, -(transform % 4), dims=(-2, -1))

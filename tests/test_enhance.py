@@ -152,7 +152,7 @@ def test_onnx_file_enhances_like_the_checkpoint(tiny_checkpoint, tmp_path):
     by_onnx = np.asarray(Image.open(run(onnx_file, source, tmp_path / "onnx.png").written[0]), dtype=int)
     assert np.abs(by_torch - by_onnx).max() <= 1
 
-    with pytest.raises(ValueError, match="precision=bf16 applies to checkpoints and model files; tiny.onnx is an ONNX file"):
+    with pytest.raises(ValueError, match="precision=bf16 applies to checkpoints and model files; tiny.onnx is an ONNX"):
         run(onnx_file, source, tmp_path / "onnx_bf16.png", "precision=bf16")
 
 

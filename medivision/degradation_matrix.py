@@ -15,18 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from medivision.data.datamodule import SRDataModule
-from medivision.data.degradations import DEGRADATIONS, upsample_bicubic
-from medivision.inference.models import SRModel, load_model
+from medivision.data.degradations import DEGRADATIONS
+from medivision.inference.models import load_model
 from medivision.io.errors import one_line_errors
-from medivision.report import metrics
-from medivision.report.tables import markdown_table, write_csv
-
-METRICS = ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim")
+from medivision.report.matrix import METRICS, evaluate_on, heat_map, matrix_tables
+from medivision.report.tables import write_csv
 
 
 @dataclass
@@ -73,7 +70,9 @@ def degradation_matrix(cfg: DictConfig) -> tuple[str, Path]:
     write_csv(out / "matrix.csv", rows, ["trained_on", "evaluated_on", *METRICS, "images", "checkpoint"])
     report = markdown(rows, runs, list(cfg.degradations), cfg)
     (out / "matrix.md").write_text(report)
-    heat_map(out / "matrix.png", rows, [run.label for run in runs], list(cfg.degradations))
+    cell = {(row["trained_on"], row["evaluated_on"]): row for row in rows}
+    heat_map(out / "matrix.png", cell, [run.label for run in runs], list(cfg.degradations), "trained on",
+             "evaluated on", "Cross-degradation matrix")
     return report, out
 
 
@@ -120,43 +119,12 @@ def _checkpoint_of(folder: Path, which: str) -> Path:
     return max(found, key=lambda path: path.stat().st_mtime_ns)
 
 
-@torch.inference_mode()
-def evaluate_on(models: dict[str, SRModel], datamodule: SRDataModule) -> dict[str, dict]:
-    """Mean per-image PSNR/SSIM (data range 1, as medivision.evaluate) of each model and bicubic on the test split."""
-    sums = {name: dict.fromkeys(METRICS, 0.0) for name in models}
-    count = 0
-    for batch in datamodule.evaluation_batches("test"):
-        hr, lr = batch["hr"], batch["lr"]
-        bicubic = _scores(upsample_bicubic(lr, datamodule.scale), hr)
-        for name, model in models.items():
-            scores = _scores(model(lr), hr)
-            for metric, values in (*scores.items(), *((f"bicubic_{k}", v) for k, v in bicubic.items())):
-                sums[name][metric] += float(values.sum())
-        count += len(hr)
-    if count == 0:
-        raise ValueError(f"the test split of data.source={datamodule.source} is empty: raise data.test_fraction")
-    return {name: {**{metric: total / count for metric, total in values.items()}, "images": count}
-            for name, values in sums.items()}
-
-
-def _scores(sr: torch.Tensor, hr: torch.Tensor) -> dict[str, torch.Tensor]:
-    return {"psnr": metrics.psnr(sr, hr), "ssim": metrics.ssim(sr, hr)}
-
-
 def markdown(rows: list[dict], runs: list[Run], kinds: list[str], cfg: DictConfig) -> str:
-    """The matrix as a Markdown table (rows: trained on; columns: evaluated on), then the gain over bicubic."""
+    """The matrix as Markdown tables (rows: trained on; columns: evaluated on): values, then the gain over bicubic."""
     cell = {(row["trained_on"], row["evaluated_on"]): row for row in rows}
     images = rows[0]["images"]
-    header = ["trained on \\ evaluated on", *kinds]
-    lines = [f"# Cross-degradation matrix ({images} test images of {cfg.data.source}, seed {cfg.data.seed})", "",
-             "Each cell: model PSNR (dB) / SSIM, and in brackets bicubic upsampling of the same LR images.", ""]
-    lines += markdown_table(header, [
-        [run.label, *(f"{c['psnr']:.2f} / {c['ssim']:.4f} (bicubic {c['bicubic_psnr']:.2f} / {c['bicubic_ssim']:.4f})"
-                      for c in (cell[(run.label, kind)] for kind in kinds))] for run in runs])
-    lines += ["", "Gain over bicubic, PSNR (dB) / SSIM:", ""]
-    lines += markdown_table(header, [
-        [run.label, *(f"{c['psnr'] - c['bicubic_psnr']:+.2f} / {c['ssim'] - c['bicubic_ssim']:+.4f}"
-                      for c in (cell[(run.label, kind)] for kind in kinds))] for run in runs])
+    lines = [f"# Cross-degradation matrix ({images} test images of {cfg.data.source}, seed {cfg.data.seed})", ""]
+    lines += matrix_tables(cell, [run.label for run in runs], kinds, "trained on \\ evaluated on")
     seeds = sorted({run.seed for run in runs if run.seed is not None})
     if seeds and seeds != [cfg.data.seed]:
         lines += ["", f"Note: the runs were trained with seed(s) {seeds}, but this test split was made with seed "
@@ -165,39 +133,6 @@ def markdown(rows: list[dict], runs: list[Run], kinds: list[str], cfg: DictConfi
     lines += ["", f"Degradation options: {options}. Checkpoints: {', '.join(str(run.checkpoint) for run in runs)}.",
               "", "SR images are model estimates, not measurements."]
     return "\n".join(lines) + "\n"
-
-
-def heat_map(path: Path, rows: list[dict], labels: list[str], kinds: list[str]) -> None:
-    """Two heat maps, PSNR and SSIM gain over bicubic, each cell annotated with the model's and bicubic's values."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cell = {(row["trained_on"], row["evaluated_on"]): row for row in rows}
-    figure, axes = plt.subplots(1, 2, figsize=(4.2 + 2.4 * len(kinds), 1.6 + 0.75 * len(labels)), squeeze=False)
-    for axis, (metric, unit, digits) in zip(axes[0], (("psnr", "dB", 2), ("ssim", "", 4))):
-        gain = torch.tensor([[cell[(label, kind)][metric] - cell[(label, kind)][f"bicubic_{metric}"] for kind in kinds]
-                             for label in labels])
-        limit = float(gain.abs().max()) or 1.0
-        image = axis.imshow(gain.numpy(), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
-        for i, label in enumerate(labels):
-            for j, kind in enumerate(kinds):
-                values = cell[(label, kind)]
-                colour = "white" if abs(float(gain[i, j])) > 0.6 * limit else "black"  # readable on dark cells
-                axis.text(j, i, f"{values[metric]:.{digits}f}\n(bicubic {values[f'bicubic_{metric}']:.{digits}f})",
-                          ha="center", va="center", fontsize=7, color=colour)
-        axis.set_xticks(range(len(kinds)), kinds, fontsize=8)
-        axis.set_yticks(range(len(labels)), labels, fontsize=8)
-        axis.set_xlabel("evaluated on")
-        axis.set_ylabel("trained on")
-        axis.set_title(f"{metric.upper()}: colour = gain over bicubic{f' ({unit})' if unit else ''}", fontsize=9)
-        figure.colorbar(image, ax=axis, shrink=0.8)
-    figure.suptitle("Cross-degradation matrix (SR values are model estimates)", fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
 
 if __name__ == "__main__":
     main()

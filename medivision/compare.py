@@ -5,7 +5,8 @@ group (`cbam_ablation`, `optuna`, ...), looked up under outputs/ and then on the
 Each run gives one row: its experiment, the settings in which it differs from the other runs, the best
 validation PSNR over its history (the checkpoint monitor) with the SSIM and bicubic baseline of that
 validation, the epoch, and the wall time. Runs that differ only in `seed` (which also seeds the data split)
-are then summarised as mean +- sample standard deviation. Writes runs.csv, comparison.md and comparison.png.
+are then summarised as mean +- sample standard deviation. Writes runs.csv, comparison.md, comparison.png and
+curves.png (each run's validation PSNR per epoch, with its bicubic baseline, and its training pixel loss).
 """
 
 import argparse
@@ -154,6 +155,31 @@ def chart(rows: list[dict], summary: list[dict], metric: str = "val/psnr") -> Fi
     return figure
 
 
+def curves(runs: list[dict], metric: str = "val/psnr") -> Figure:
+    """Learning curves: `metric` per epoch of every run with its bicubic baseline dashed, and the training pixel
+    loss per epoch (log scale)."""
+    stage = metric.split("/")[0]
+    figure = Figure(figsize=(11, 4))
+    axes = figure.subplots(1, 2)
+    for run in runs:
+        name = run.get("name") or run["id"]
+        points = learning_curve(run, metric)
+        line, = axes[0].plot([e for e, _ in points], [v for _, v in points], label=name)
+        baseline = learning_curve(run, f"{stage}/bicubic_psnr")
+        if baseline:
+            axes[0].plot([e for e, _ in baseline], [v for _, v in baseline], "--", color=line.get_color(),
+                         label=f"{name}: bicubic")
+        loss = learning_curve(run, "train/pixel_epoch")
+        axes[1].plot([e for e, _ in loss], [v for _, v in loss], color=line.get_color(), label=name)
+    axes[0].set(xlabel="epoch", ylabel=f"{metric} (dB)", title=f"{metric} of the EMA generator per epoch")
+    axes[1].set(xlabel="epoch", ylabel="train/pixel_epoch", yscale="log", title="training pixel loss per epoch")
+    for axis in axes:
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=7)
+    figure.tight_layout()
+    return figure
+
+
 def compare(target: str, out: Path | None = None, metric: str = "val/psnr", runs_root: str = "outputs",
             project: str = "medivision", entity: str | None = None) -> tuple[list[dict], list[dict], Path]:
     """Load the runs of `target`, write runs.csv, comparison.md and comparison.png to `out`; return the
@@ -168,6 +194,7 @@ def compare(target: str, out: Path | None = None, metric: str = "val/psnr", runs
     write_csv(out / "runs.csv", rows, list(rows[0]))
     (out / "comparison.md").write_text(markdown(rows, summary, metric, target))
     chart(rows, summary, metric).savefig(out / "comparison.png", dpi=120)
+    curves(runs, metric).savefig(out / "curves.png", dpi=120)
     return rows, summary, out
 
 
@@ -184,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     _, _, out = compare(args.target, args.out, args.metric, args.runs_root, args.project, args.entity)
     print((out / "comparison.md").read_text())
-    print(f"written: {out / 'runs.csv'}, {out / 'comparison.md'}, {out / 'comparison.png'}")
+    print(f"written: {out / 'runs.csv'}, {out / 'comparison.md'}, {out / 'comparison.png'}, {out / 'curves.png'}")
 
 
 if __name__ == "__main__":

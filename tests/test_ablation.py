@@ -54,6 +54,7 @@ def test_compare_reports_every_run_and_the_spread_over_seeds(ablation_dir, tmp_p
     best = summary[0]
     assert f"{best['val/psnr']:.2f} ± {best['val/psnr_std']:.2f}" in page
     assert (out / "comparison.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # the learning curves
     assert not any(math.isnan(entry["val/ssim"]) for entry in summary)
 
 

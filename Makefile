@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 PIP := --quiet --disable-pip-version-check
 
-.PHONY: help install lock demo test lint clean-outputs
+.PHONY: help install lock demo bundle test lint clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -27,8 +27,17 @@ lock:  ## re-resolve the newest versions pyproject.toml allows into constraints.
 	mv .lock-venv/constraints.txt $(CONSTRAINTS)
 	rm -rf .lock-venv
 
-demo: $(STAMP)  ## train pretrain + GAN on the embedded MNI152 slices (CPU, ~5 min), print PSNR/SSIM vs bicubic
+demo: $(STAMP)  ## on embedded data: SRGAN on the MNI152 slices, then the general recipe on synthetic contrasts (CPU, ~13 min)
 	$(PY) -m medivision.train +experiment=demo
+	$(PY) -m medivision.train +experiment=general_demo
+
+# The bundled general model: trained from this checkout, then written into the package with its provenance.
+BUNDLE_RUN := outputs/runs/general-$(shell date -u +%Y%m%d-%H%M%S)
+
+bundle: $(STAMP)  ## train the bundled general model (+experiment=general, ~40 min on 2 CPU cores), write medivision/weights/
+	$(PY) -m medivision.train +experiment=general hydra.run.dir=$(BUNDLE_RUN)
+	$(PY) -m medivision.export format=safetensors overwrite=true output=medivision/weights/general.safetensors \
+	  ckpt=$$(ls -t $(BUNDLE_RUN)/checkpoints/best-*.ckpt | head -1)
 
 test: $(STAMP)  ## run the test suite (CPU, tiny models)
 	$(PY) -m pytest -q

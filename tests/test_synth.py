@@ -9,7 +9,10 @@ from medivision.data.contrast import FAMILIES, ContrastOptions, synthesize
 from medivision.data.datamodule import SRDataModule
 from medivision.data.intensity_augment import IntensityAugment, augment_intensity
 from medivision.data.tissue import TISSUES
+from medivision.inference.checkpoints import load_checkpoint
 from medivision.io.errors import one_line_errors
+from medivision.train import train
+from tests.training import compose_train, tiny
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +128,15 @@ def test_bad_contrast_and_augmentation_settings_get_one_line(arguments, message,
         build()
     error = capsys.readouterr().err.strip()
     assert message in error and len(error.splitlines()) == 1
+
+
+def test_the_general_recipe_trains_on_synthetic_contrasts_and_its_checkpoint_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    out = tmp_path / "run"
+    cfg = compose_train(tiny(tmp_path, out, "+experiment=general_demo", "logger=csv", "test=false"))
+    assert cfg.data.source == "synth" and cfg.data.degradation == "random" and cfg.model.gan is False
+    train(cfg)
+    checkpoint = load_checkpoint(out / "checkpoints" / "last.ckpt")
+    provenance = checkpoint["provenance"]
+    assert provenance["data"]["source"] == "synth" and provenance["data"]["contrast"]["families"][0] == "template"
+    assert provenance["command"].startswith("python -m medivision.train") and provenance["commit"]

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from medivision.data.acquisition import rician_magnitude
 from medivision.data.intensity_augment import apply_gamma
-from medivision.data.options import mapping_problems
+from medivision.data.options import mapping_problems, settings_from
 
 TEMPLATE = "template"
 # Mean intensity ranges of (GM, WM, CSF, non-brain) before scaling to the image's maximum. The CSF-bright
@@ -64,13 +64,7 @@ class ContrastOptions:
     def from_config(cls, options: Mapping[str, Any] | None) -> ContrastOptions:
         """Options from a config mapping (missing keys keep their defaults); callers check it first with
         contrast_problems; a bad mapping raises ValueError."""
-        problems = contrast_problems(options)
-        if problems:
-            raise ValueError("; ".join("contrast" + problem for problem in problems))
-        values = dict(options or {})
-        if "families" in values:
-            values["families"] = tuple(values["families"])
-        return cls(**values)
+        return settings_from(cls, options, contrast_problems(options), "contrast")
 
 
 def contrast_problems(options: Mapping[str, Any] | None) -> list[str]:

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from medivision.data.acquisition import WINDOWS, gaussian_psf, kspace_lowpass, rician_magnitude
-from medivision.data.options import mapping_problems
+from medivision.data.options import mapping_problems, settings_from
 
 DEGRADATIONS = ("bicubic", "kspace", "kspace_noise", "blur_noise", "random")
 # The kinds with random draws: their validation and test LR need per-image seeds.
@@ -63,14 +63,10 @@ class DegradationOptions:
         """Options from a config mapping (missing keys keep their defaults). Callers check the mapping first with
         options_problems, which lets them name their own config key; a bad mapping raises ValueError."""
         problems = options_problems(options)
-        if problems:
-            raise ValueError("; ".join("degradation_options" + problem for problem in problems))
         values = dict(options or {})
-        if "noise" in values:
+        if "noise" in values and not problems:
             values["noise"] = _noise_range(values["noise"])
-        if "kinds" in values:
-            values["kinds"] = tuple(values["kinds"])
-        return cls(**values)
+        return settings_from(cls, values, problems, "degradation_options")
 
 
 def options_problems(options: Mapping[str, Any] | None) -> list[str]:

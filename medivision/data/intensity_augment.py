@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from medivision.data.options import mapping_problems
+from medivision.data.options import mapping_problems, settings_from
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,7 @@ class IntensityAugment:
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> IntensityAugment:
         """Settings from a config mapping (missing keys are 0); check it first with augment_problems."""
-        problems = augment_problems(options)
-        if problems:
-            raise ValueError("; ".join("intensity_augment" + problem for problem in problems))
-        return cls(**dict(options or {}))
+        return settings_from(cls, options, augment_problems(options), "intensity_augment")
 
 
 def augment_problems(options: Mapping[str, Any] | None) -> list[str]:

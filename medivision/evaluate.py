@@ -111,7 +111,8 @@ def evaluate(cfg: DictConfig) -> Evaluation:
         raise ValueError(f"the test split of data.source={datamodule.source} is empty: raise data.test_fraction")
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    report = markdown(rows, methods, _title(cfg, datamodule), _notes(cfg), agreement, seconds)
+    report = markdown(rows, methods, _title(cfg.ckpt or models["model"].name, datamodule), _notes(cfg), agreement,
+                      seconds)
     result = Evaluation(rows, methods, report, out / "per_image.csv", out / "report.md", out / "cases.png",
                         agreement, seconds)
     write_csv(result.csv, rows, COLUMNS)
@@ -180,8 +181,8 @@ def _figure(result: Evaluation, model: SRModel, hr_uint8: torch.Tensor, datamodu
     save_panel(result.figure, cases, cfg.error_gain)
 
 
-def _title(cfg: DictConfig, datamodule: SRDataModule) -> str:
-    return (f"Evaluation of {cfg.ckpt} on the test split of {datamodule.source}"
+def _title(model: str, datamodule: SRDataModule) -> str:
+    return (f"Evaluation of {model} on the test split of {datamodule.source}"
             f"{f' ({datamodule.root})' if datamodule.root else ''}, degradation {datamodule.degradation}")
 
 

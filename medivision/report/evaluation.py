@@ -72,8 +72,8 @@ def _agreement(agreement: Sequence[dict]) -> list[str]:
     in the most vs the least uncertain tenth of each image's brain pixels."""
     mean = {name: float(np.nanmean([row[name] for row in agreement])) for name in UNCERTAINTY_METRICS}
     table = markdown_table(
-        ["mean uncertainty", "correlation with |SR-HR|", "|SR-HR| in most uncertain 10%",
-         "|SR-HR| in least uncertain 10%", "ratio"],
+        ["mean uncertainty", "correlation with \\|SR-HR\\|", "\\|SR-HR\\| in most uncertain 10%",
+         "\\|SR-HR\\| in least uncertain 10%", "ratio"],
         [[f"{mean['uncertainty']:.4f}", f"{mean['corr']:.3f}", f"{mean['error_most']:.4f}",
           f"{mean['error_least']:.4f}", f"{mean['error_most'] / max(mean['error_least'], 1e-12):.1f}x"]])
     return [*table, "", "The uncertainty map is the per-pixel std of the 8 ensemble outputs, in [0, 1] units. "

@@ -14,7 +14,8 @@ def test_generator_is_the_ema_generator_of_the_module(tiny_checkpoint, kaggle_ro
     module.load_state_dict(load_checkpoint(tiny_checkpoint)["state_dict"])
     module.eval()
     lr = torch.rand(2, 1, 20, 28, generator=torch.Generator().manual_seed(0))
-    generator, config, intensity = load_generator(tiny_checkpoint)
+    generator, config, intensity, provenance = load_generator(tiny_checkpoint)
+    assert provenance["data"]["source"] == "kaggle"
     assert intensity == "minmax"
     assert config["channels"] == 8 and config["blocks"] == 1 and config["attention"] == "cbam"
     with torch.no_grad():

@@ -16,6 +16,7 @@ without them (training) fresh draws are made on the device, so every epoch sees 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -118,8 +119,8 @@ def synthesize(maps: Tensor, options: ContrastOptions | None = None, seeds: Sequ
 
     names = options.families
     pick = (u["family"] * len(names)).long().clamp_max(len(names) - 1)
-    ranges = torch.tensor([FAMILIES.get(name, ((0.0, 0.0),) * 4) for name in names], device=maps.device,
-                          dtype=maps.dtype)[pick]  # [B, 4, 2]
+    table, is_template = _family_table(names, maps.device, maps.dtype)
+    ranges = table[pick]  # [B, 4, 2]
     means = ranges[..., 0] + (ranges[..., 1] - ranges[..., 0]) * torch.stack([u[k] for k in _UNIFORMS[1:5]], 1)
     image = (tissues * means[:, :, None, None]).sum(1, keepdim=True)
     image = image * _bias_field(draws.bias * options.bias * u["bias"].view(-1, 1, 1, 1), image.shape[-2:])
@@ -129,8 +130,15 @@ def synthesize(maps: Tensor, options: ContrastOptions | None = None, seeds: Sequ
         image = _blur(image, options.blur * u["blur"], options.blur)
     if options.noise:
         image = rician_magnitude(image, (options.noise * u["noise"]).view(-1, 1, 1, 1), draws.noise)
-    template = torch.tensor([name == TEMPLATE for name in names], device=maps.device)[pick]
-    return torch.where(template.view(-1, 1, 1, 1), t1[:, None], image).clamp(0.0, 1.0)
+    return torch.where(is_template[pick].view(-1, 1, 1, 1), t1[:, None], image).clamp(0.0, 1.0)
+
+
+@functools.lru_cache(maxsize=16)
+def _family_table(names: tuple[str, ...], device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """float [F, 4, 2]: each family's (low, high) per tissue, and bool [F]: which is the template; made once per
+    device, not copied to it every batch."""
+    ranges = torch.tensor([FAMILIES.get(name, ((0.0, 0.0),) * 4) for name in names], device=device, dtype=dtype)
+    return ranges, torch.tensor([name == TEMPLATE for name in names], device=device)
 
 
 def contrast_draws(maps: Tensor, seeds: Sequence[int] | None = None) -> ContrastDraws:

@@ -31,19 +31,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import upsample_bicubic
+from medivision.data.real_scans import REAL_SCAN_LR
 from medivision.inference.consistency import make_consistent
 from medivision.inference.ensemble import check_ensemble, self_ensemble
 from medivision.inference.models import SRModel, load_model
 from medivision.io.errors import one_line_errors
 from medivision.report.evaluation import COLUMNS, CONSISTENT, ENSEMBLED, UNCERTAINTY_COLUMNS, markdown, means
+from medivision.report.gate import failures, gate_markdown, group_results
 from medivision.report.metrics import (
     METRICS,
     UNCERTAINTY_METRICS,
+    background_mean,
     foreground_mask,
     image_metrics,
     uncertainty_agreement,
 )
-from medivision.report.panels import save_panel
+from medivision.report.panels import PanelRow, save_panel
 from medivision.report.tables import write_csv
 from medivision.training.loggers import finish_run
 
@@ -57,9 +60,10 @@ class Evaluation:
     report: str
     csv: Path
     markdown: Path
-    figure: Path
+    figures: list[Path]  # cases.png; on data=real_scans, cases_<group>.png per group
     uncertainty: list[dict] = field(default_factory=list)  # per image, with ensemble=8 (UNCERTAINTY_COLUMNS)
     seconds: dict[str, float] = field(default_factory=dict)  # time each method took over the split
+    gate_failures: list[str] | None = None  # data=real_scans: the groups failing the shipping gate ([]: it passes)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
@@ -67,32 +71,80 @@ class Evaluation:
 def main(cfg: DictConfig) -> None:
     result = evaluate(cfg)
     print(result.report)
-    print(f"per-image numbers: {result.csv}\nreport:            {result.markdown}\ncases figure:      {result.figure}")
+    figures = ", ".join(str(path) for path in result.figures)
+    print(f"per-image numbers: {result.csv}\nreport:            {result.markdown}\ncase figures:      {figures}")
 
 
 def evaluate(cfg: DictConfig) -> Evaluation:
-    """Evaluate cfg.ckpt (and cfg.compare) on cfg.data's test split; write and log the report."""
+    """Evaluate cfg.ckpt (and cfg.compare) on cfg.data's test split; write and log the report.
+
+    On the real-scan benchmark (data=real_scans) every LR kind of REAL_SCAN_LR is evaluated in turn, the report
+    opens with the shipping gate (medivision.report.gate), and there is a figure per group; with
+    require_gate=true a model that fails the gate raises ValueError naming the groups that failed.
+    """
     ensemble = check_ensemble(cfg.ensemble)
-    datamodule: SRDataModule = instantiate(cfg.data)
-    models = _load_models(cfg, datamodule.scale, datamodule.intensity)
+    benchmark = cfg.data.source == "real_scans"
+    if cfg.require_gate and not benchmark:
+        raise ValueError("require_gate=true needs the real-scan benchmark: pass data=real_scans")
+    kinds = REAL_SCAN_LR if benchmark else (cfg.data.degradation,)
+    datamodules = {kind: instantiate(cfg.data, degradation=kind) for kind in kinds}
+    first: SRDataModule = datamodules[kinds[0]]
+    models = _load_models(cfg, first.scale, first.intensity)
     loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
-    batches = datamodule.evaluation_batches("test")
-    test_set = datamodule.test_set
     consistent = ["model" + CONSISTENT] if cfg.consistency else []
     ensembled = ["model" + ENSEMBLED] if ensemble == 8 else []
     methods = ["model", *ensembled, *consistent, *list(models)[1:], "bicubic"]
     rows: list[dict] = []
     agreement: list[dict] = []
     seconds: dict[str, float] = {}
+    for datamodule in datamodules.values():
+        _measure(datamodule, models, methods, cfg, ensemble, rows, agreement, seconds)
+    if not rows:
+        raise ValueError(f"the test split of data.source={first.source} is empty: raise data.test_fraction")
+    out = Path(cfg.paths.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = cfg.ckpt or models["model"].name
+    groups = group_results(rows) if benchmark else []
+    sections = [markdown([row for row in rows if row["lr"] == kind], methods, _title(name, datamodule), _notes(cfg),
+                         [row for row in agreement if row["lr"] == kind], seconds if len(kinds) == 1 else None)
+                for kind, datamodule in datamodules.items()]
+    if benchmark:
+        sections.insert(0, "\n".join([f"# {name} on the real-scan benchmark", "", *gate_markdown(groups), ""]))
+    figures = ([out / f"cases_{group}.png" for group in dict.fromkeys(result.group for result in groups)]
+               if benchmark else [out / "cases.png"])
+    result = Evaluation(rows, methods, "\n".join(sections), out / "per_image.csv", out / "report.md", figures,
+                        agreement, seconds, failures(groups) if benchmark else None)
+    write_csv(result.csv, rows, COLUMNS)
+    if agreement:
+        write_csv(out / "uncertainty.csv", agreement, UNCERTAINTY_COLUMNS)
+    result.markdown.write_text(result.report)
+    if benchmark:
+        _group_figures(result, models["model"], datamodules, cfg)
+    else:
+        _figure(result, models["model"], first, cfg)
+    _log(loggers, result, cfg)
+    if cfg.require_gate and result.gate_failures:
+        raise ValueError(f"{name} fails the shipping gate on data=real_scans ({'; '.join(result.gate_failures)}): "
+                         f"it is not written into the package (report: {result.markdown})")
+    return result
+
+
+def _measure(datamodule: SRDataModule, models: dict[str, SRModel], methods: list[str], cfg: DictConfig,
+             ensemble: int, rows: list[dict], agreement: list[dict], seconds: dict[str, float]) -> None:
+    """Every method on the datamodule's test split: appends a row per image and method (and, with ensemble=8, a
+    row per image to `agreement`); adds each method's time to `seconds`."""
     seen = 0  # test images before this batch; the loader keeps the split's order
-    for batch in batches:
+    for batch in datamodule.evaluation_batches("test"):
+        test_set = datamodule.test_set
         outputs, spread = _outputs(models, batch["lr"], datamodule, cfg, ensemble, seconds)
         mask = foreground_mask(batch["hr"], cfg.foreground_level, cfg.foreground_dilation)
         fractions = mask.float().flatten(1).mean(1)
+        true_background = background_mean(batch["hr"], mask)
         labels = batch["label"].tolist()
+        kind = datamodule.degradation
         if spread is not None:
             numbers = uncertainty_agreement(spread, outputs["model" + ENSEMBLED], batch["hr"], mask)
-            agreement += [{"image": seen + offset, "class": datamodule.class_names[label],
+            agreement += [{"image": seen + offset, "class": datamodule.class_names[label], "lr": kind,
                            **{name: float(numbers[name][offset]) for name in UNCERTAINTY_METRICS}}
                           for offset, label in enumerate(labels)]
         for method in methods:
@@ -102,26 +154,11 @@ def evaluate(cfg: DictConfig) -> Evaluation:
                 index = seen + offset
                 rows.append({
                     "image": index, "path": test_set.paths[index], "slice_index": int(test_set.slice_index[index]),
-                    "class": datamodule.class_names[label], "method": method,
+                    "class": datamodule.class_names[label], "lr": kind, "method": method,
                     **{metric: float(numbers[metric][offset]) for metric in METRICS},
-                    "fg_fraction": float(fractions[offset]),
+                    "fg_fraction": float(fractions[offset]), "hr_bg_mean": float(true_background[offset]),
                 })
         seen += len(labels)
-    if not rows:
-        raise ValueError(f"the test split of data.source={datamodule.source} is empty: raise data.test_fraction")
-    out = Path(cfg.paths.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    report = markdown(rows, methods, _title(cfg.ckpt or models["model"].name, datamodule), _notes(cfg), agreement,
-                      seconds)
-    result = Evaluation(rows, methods, report, out / "per_image.csv", out / "report.md", out / "cases.png",
-                        agreement, seconds)
-    write_csv(result.csv, rows, COLUMNS)
-    if agreement:
-        write_csv(out / "uncertainty.csv", agreement, UNCERTAINTY_COLUMNS)
-    result.markdown.write_text(result.report)
-    _figure(result, models["model"], test_set.hr, datamodule, cfg)
-    _log(loggers, result, cfg)
-    return result
 
 
 def _load_models(cfg: DictConfig, scale: int, intensity: str) -> dict[str, SRModel]:
@@ -168,17 +205,35 @@ def _timed(seconds: dict[str, float], name: str, model: SRModel, lr: torch.Tenso
 
 
 @torch.inference_mode()
-def _figure(result: Evaluation, model: SRModel, hr_uint8: torch.Tensor, datamodule: SRDataModule,
-            cfg: DictConfig) -> None:
+def _figure(result: Evaluation, model: SRModel, datamodule: SRDataModule, cfg: DictConfig) -> None:
     """The model's best, median and worst test images by PSNR, recomputed from the cached HR."""
     mine = sorted((row for row in result.rows if row["method"] == "model"), key=lambda row: row["psnr"])
-    picks = (("best", mine[-1]), ("median", mine[len(mine) // 2]), ("worst", mine[0]))
-    cases = []
-    for title, row in picks:
-        hr, lr = datamodule.evaluation_pair(datamodule.test_set.rows[[row["image"]]], hr_uint8[[row["image"]]])
-        caption = f"{title}: {row['class']} #{row['image']}\nPSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}"
-        cases.append((caption, lr[0], upsample_bicubic(lr, datamodule.scale)[0], model(lr)[0], hr[0]))
-    save_panel(result.figure, cases, cfg.error_gain)
+    picks = [(title, row) for title, row in (("best", mine[-1]), ("median", mine[len(mine) // 2]), ("worst", mine[0]))]
+    save_panel(result.figures[0], [_case(f"{title}: {row['class']} #{row['image']}", row, model, datamodule)
+                                   for title, row in picks], cfg.error_gain)
+
+
+@torch.inference_mode()
+def _group_figures(result: Evaluation, model: SRModel, datamodules: dict[str, SRDataModule], cfg: DictConfig) -> None:
+    """Per group of the real-scan benchmark, its median image by model PSNR with each LR kind, one row each."""
+    for path in result.figures:
+        group = path.stem.removeprefix("cases_")
+        cases = []
+        for kind, datamodule in datamodules.items():
+            mine = sorted((row for row in result.rows if row["method"] == "model" and row["class"] == group
+                           and row["lr"] == kind), key=lambda row: row["psnr"])
+            if mine:
+                row = mine[len(mine) // 2]
+                cases.append(_case(f"{group}, {kind} LR: median #{row['image']}", row, model, datamodule))
+        save_panel(path, cases, cfg.error_gain)
+
+
+def _case(title: str, row: dict, model: SRModel, datamodule: SRDataModule) -> PanelRow:
+    """One panel row for the test image of `row`: LR, bicubic, SR, HR, captioned with its numbers."""
+    index = row["image"]
+    hr, lr = datamodule.evaluation_pair(datamodule.test_set.rows[[index]], datamodule.test_set.hr[[index]])
+    caption = f"{title}\nPSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}"
+    return caption, lr[0], upsample_bicubic(lr, datamodule.scale)[0], model(lr)[0], hr[0]
 
 
 def _title(model: str, datamodule: SRDataModule) -> str:
@@ -209,8 +264,8 @@ def _log(loggers: list, result: Evaluation, cfg: DictConfig) -> None:
                 columns = list(result.rows[0])
                 logger.experiment.log({
                     "eval/per_image": wandb.Table(columns=columns, data=[list(r.values()) for r in result.rows]),
-                    "eval/cases": wandb.Image(str(result.figure), caption="best, median and worst test images "
-                                              "by model PSNR; SR is a model estimate, not a measurement"),
+                    **{f"eval/{path.stem}": wandb.Image(str(path), caption="test images by model PSNR; SR is a model "
+                                                        "estimate, not a measurement") for path in result.figures},
                 })
             logger.save()
     finally:

@@ -11,6 +11,7 @@ import torch
 
 from medivision.data.cache import cache_key, load_or_build
 from medivision.data.decode import decode_images
+from medivision.data.real_scans import build_real_scans, real_scan_files
 from medivision.data.sources import (
     DataError,
     ImageListing,
@@ -23,23 +24,25 @@ from medivision.data.sources import (
 from medivision.data.tissue import CSF_CLOSING, build_tissue_maps
 from medivision.data.volumes import decode_volumes
 
-SOURCES = ("kaggle", "folder", "nifti", "mni152", "synth")
+SOURCES = ("kaggle", "folder", "nifti", "mni152", "synth", "real_scans")
 # The sources that read files from inside installed packages, not from data.root.
-EMBEDDED = ("mni152", "synth")
+EMBEDDED = ("mni152", "synth", "real_scans")
 
 # How each item's split is stored: what the source says, before train/val/test assignment.
 SOURCE_SPLIT_CODES = {"train": 0, "test": 2, None: -1}
 
 
-def find_source(source: str, root: str | Path | None) -> ImageListing | list[Path]:
-    """What a source consists of, found without decoding anything: the image listing (kaggle, folder) or the
-    NIfTI volumes (nifti, mni152; synth: the T1, GM and WM maps).
+def find_source(source: str, root: str | Path | None) -> ImageListing | list[Path] | list[tuple[str, Path]]:
+    """What a source consists of, found without decoding anything: the image listing (kaggle, folder), the
+    NIfTI volumes (nifti, mni152; synth: the T1, GM and WM maps) or the real-scan benchmark's (group, file).
     Raises DataError naming data.root and the fix when it or its layout is wrong.
     """
     if source in ("kaggle", "folder"):
         return kaggle_listing(root) if source == "kaggle" else folder_listing(root)
     if source == "synth":
         return tissue_files()
+    if source == "real_scans":
+        return real_scan_files()
     if source in ("nifti", "mni152"):
         return [mni152_file()] if source == "mni152" else volume_files(root)
     raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
@@ -47,7 +50,7 @@ def find_source(source: str, root: str | Path | None) -> ImageListing | list[Pat
 
 def load_source(
     source: str,
-    found: ImageListing | list[Path],
+    found: ImageListing | list[Path] | list[tuple[str, Path]],
     hr_size: int,
     axes: Sequence[str],
     min_foreground: float,
@@ -75,6 +78,11 @@ def load_source(
         files = [item.path for item in found.items] + [Path(path) for path, _ in found.skipped]
         settings = {"source": source, "hr_size": hr_size, "intensity": intensity}
         build = partial(build_images, found, hr_size, intensity)
+    elif source == "real_scans":
+        files = [path for _, path in found if path.is_file()]  # a missing one is skipped and counted
+        settings = {"source": source, "hr_size": hr_size, "min_foreground": min_foreground, "intensity": intensity,
+                    "groups": [group for group, _ in found]}
+        build = partial(build_real_scans, found, min_foreground, hr_size, intensity)
     else:
         files = found
         settings = {

@@ -233,6 +233,8 @@ class SRDataModule(L.LightningDataModule):
                         if self.source == "synth" else None)
             noisy = self.degradation in degradations.RANDOM_KINDS
             for dataset in (self._ready(self.val_set), self._ready(self.test_set)):
+                if len(dataset) == 0:  # a test-only source (real_scans) has no validation images
+                    continue
                 for stored, rows in zip(dataset.hr.split(256), dataset.rows.split(256)):
                     seeds = degradations.sample_seeds(self.seed, rows)
                     hr = self._unit_hr(stored.to(device), seeds)

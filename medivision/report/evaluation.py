@@ -9,12 +9,12 @@ import numpy as np
 from medivision.report.metrics import METRICS, UNCERTAINTY_METRICS
 from medivision.report.tables import markdown_table
 
-COLUMNS = ("image", "path", "slice_index", "class", "method", *METRICS, "fg_fraction")
+COLUMNS = ("image", "path", "slice_index", "class", "lr", "method", *METRICS, "fg_fraction", "hr_bg_mean")
 HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "fg_psnr": "brain PSNR (dB)", "fg_ssim": "brain SSIM",
-           "lr_psnr": "LR-consistency PSNR (dB)"}
+           "lr_psnr": "LR-consistency PSNR (dB)", "bg_mean": "background mean"}
 CONSISTENT = " + consistency"
 ENSEMBLED = " + ensemble"
-UNCERTAINTY_COLUMNS = ("image", "class", *UNCERTAINTY_METRICS)
+UNCERTAINTY_COLUMNS = ("image", "class", "lr", *UNCERTAINTY_METRICS)
 
 
 def means(rows: Sequence[dict], methods: Sequence[str], key: str | None = None) -> dict:
@@ -82,8 +82,8 @@ def _agreement(agreement: Sequence[dict]) -> list[str]:
 
 
 def _cell(metric: str, value: float) -> str:
-    return f"{value:.4f}" if "ssim" in metric else f"{value:.2f}"
+    return f"{value:.4f}" if "psnr" not in metric else f"{value:.2f}"
 
 
 def _signed(metric: str, value: float) -> str:
-    return f"{value:+.4f}" if "ssim" in metric else f"{value:+.2f}"
+    return f"{value:+.4f}" if "psnr" not in metric else f"{value:+.2f}"

@@ -10,7 +10,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from medivision.data.degradations import DegradationOptions, degrade
 
-METRICS = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lr_psnr")
+METRICS = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lr_psnr", "bg_mean")
 # An image identical to its reference (bicubic of a blank slice) would score inf; reported as this instead,
 # the PSNR of an MSE of 1e-12.
 MAX_PSNR = 120.0
@@ -80,6 +80,8 @@ def image_metrics(sr: Tensor, hr: Tensor, lr: Tensor, mask: Tensor, scale: int,
     fg_psnr, fg_ssim: the same within `mask` only (PSNR over the mask's pixels; the SSIM map averaged
     over them); NaN for an image whose mask is empty (no brain to score).
     lr_psnr: PSNR of degrade(SR) against LR, how far the output strays from what was measured.
+    bg_mean: the mean of SR outside `mask` (the background, in [0, 1] units: a real scan's noise floor there is
+    not 0); NaN for an image that is all brain.
     """
     weights = mask.float()
     pixels = weights.flatten(1).sum(1).clamp_min(1.0)
@@ -94,7 +96,16 @@ def image_metrics(sr: Tensor, hr: Tensor, lr: Tensor, mask: Tensor, scale: int,
         "fg_ssim": torch.where(weights.flatten(1).sum(1) > 0, (ssim_map * weights).flatten(1).sum(1) / pixels,
                                float("nan")),
         "lr_psnr": lr_consistency_psnr(sr, lr, scale, degradation, options),
+        "bg_mean": background_mean(sr, mask),
     }
+
+
+def background_mean(image: Tensor, mask: Tensor) -> Tensor:
+    """float [B]: the mean of each image [B, 1, H, W] outside its mask bool [B, 1, H, W]; NaN where nothing is
+    outside."""
+    outside = (~mask).float()
+    count = outside.flatten(1).sum(1)
+    return torch.where(count > 0, (image * outside).flatten(1).sum(1) / count.clamp_min(1.0), float("nan"))
 
 
 UNCERTAINTY_METRICS = ("uncertainty", "corr", "error_most", "error_least")

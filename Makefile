@@ -34,8 +34,11 @@ demo: $(STAMP)  ## on embedded data: SRGAN on the MNI152 slices, then the genera
 # The bundled general model: trained from this checkout, then written into the package with its provenance.
 BUNDLE_RUN := outputs/runs/general-$(shell date -u +%Y%m%d-%H%M%S)
 
-bundle: $(STAMP)  ## train the bundled general model (+experiment=general, ~40 min on 2 CPU cores), write medivision/weights/
+# It is written only if it passes the shipping gate on the real-scan benchmark (evaluate require_gate=true).
+bundle: $(STAMP)  ## train the bundled general model (+experiment=general), gate it on data=real_scans, write medivision/weights/
 	$(PY) -m medivision.train +experiment=general hydra.run.dir=$(BUNDLE_RUN)
+	$(PY) -m medivision.evaluate data=real_scans require_gate=true ensemble=8 hydra.run.dir=$(BUNDLE_RUN)/real_scans \
+	  ckpt=$$(ls -t $(BUNDLE_RUN)/checkpoints/best-*.ckpt | head -1)
 	$(PY) -m medivision.export format=safetensors overwrite=true output=medivision/weights/general.safetensors \
 	  ckpt=$$(ls -t $(BUNDLE_RUN)/checkpoints/best-*.ckpt | head -1)
 

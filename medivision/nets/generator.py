@@ -7,21 +7,23 @@ from torch import Tensor, nn
 
 from medivision.nets.attention import make_attention
 
+PADDINGS = ("replicate", "zeros")
+
 
 class ResidualBlock(nn.Module):
     """conv-(BN)-PReLU-conv-(BN), then the attention gate, plus the skip. [B, C, H, W] -> same."""
 
-    def __init__(self, channels: int, attention: str, batch_norm: bool, reduction: int):
+    def __init__(self, channels: int, attention: str, batch_norm: bool, reduction: int, padding: str = "zeros"):
         super().__init__()
         norm = (lambda: nn.BatchNorm2d(channels)) if batch_norm else nn.Identity
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm, padding_mode=padding),
             norm(),
             nn.PReLU(channels),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm, padding_mode=padding),
             norm(),
         )
-        self.attention = make_attention(attention, channels, reduction)
+        self.attention = make_attention(attention, channels, reduction, padding)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.attention(self.body(x))
@@ -41,6 +43,9 @@ class SRResNet(nn.Module):
         attention: none | channel | spatial | cbam, in every residual block.
         batch_norm: BatchNorm in the residual blocks, as in SRResNet.
         reduction: channel-gate MLP reduction.
+        padding: how every convolution pads the image border, one of PADDINGS. "replicate" repeats the edge
+            pixels, so a border row is as bright as its neighbours; "zeros" pads black, which shows as a dark
+            frame one pixel wide on every output (model files from before this option were trained with it).
     """
 
     def __init__(
@@ -53,8 +58,11 @@ class SRResNet(nn.Module):
         batch_norm: bool = True,
         reduction: int = 16,
         bicubic_skip: bool = True,
+        padding: str = "replicate",
     ):
         super().__init__()
+        if padding not in PADDINGS:
+            raise ValueError(f"padding={padding!r} is not one of {', '.join(PADDINGS)}")
         stages = int(math.log2(scale)) if scale > 0 else 0
         if scale < 2 or 2**stages != scale:
             raise ValueError(f"scale={scale} must be a power of two (2, 4, 8)")
@@ -62,17 +70,19 @@ class SRResNet(nn.Module):
             raise ValueError(f"blocks={blocks} and channels={channels} must be positive")
         self.scale = scale
         self.bicubic_skip = bicubic_skip
-        self.head = nn.Sequential(nn.Conv2d(in_channels, channels, 9, padding=4), nn.PReLU(channels))
+        self.head = nn.Sequential(nn.Conv2d(in_channels, channels, 9, padding=4, padding_mode=padding),
+                                  nn.PReLU(channels))
         self.body = nn.Sequential(
-            *[ResidualBlock(channels, attention, batch_norm, reduction) for _ in range(blocks)],
-            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm),
+            *[ResidualBlock(channels, attention, batch_norm, reduction, padding) for _ in range(blocks)],
+            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm, padding_mode=padding),
             nn.BatchNorm2d(channels) if batch_norm else nn.Identity(),
         )
         upsample = []
         for _ in range(stages):
-            upsample += [nn.Conv2d(channels, channels * 4, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(channels)]
+            upsample += [nn.Conv2d(channels, channels * 4, 3, padding=1, padding_mode=padding), nn.PixelShuffle(2),
+                         nn.PReLU(channels)]
         self.upsample = nn.Sequential(*upsample)
-        self.tail = nn.Conv2d(channels, in_channels, 9, padding=4)
+        self.tail = nn.Conv2d(channels, in_channels, 9, padding=4, padding_mode=padding)
 
     def forward(self, lr: Tensor) -> Tensor:
         features = self.head(lr)

@@ -80,7 +80,7 @@ def build_real_scans(files: Sequence[tuple[str, Path]], min_foreground: float, h
     for group, path in files:
         try:
             slices = _axial_slices(_read_unit(path, intensity))
-        except (OSError, ValueError, EOFError) as error:
+        except Exception as error:  # numpy, gzip and nibabel raise OSError, EOFError, zlib and ImageFileError ...
             skipped.append((str(path), skip_reason(error)))
             continue
         for index, image in enumerate(slices):

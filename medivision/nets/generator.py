@@ -8,6 +8,8 @@ from torch import Tensor, nn
 from medivision.nets.attention import make_attention
 
 PADDINGS = ("replicate", "zeros")
+# LR pixels of repeated margin around every input that ClampedGenerator serves (cut off the output again).
+BORDER = 4
 
 
 class ResidualBlock(nn.Module):
@@ -93,10 +95,13 @@ class SRResNet(nn.Module):
 
 
 class ClampedGenerator(nn.Module):
-    """What every tool serves: a generator's output clamped to [0, 1].
+    """What every tool serves: a generator's output clamped to [0, 1], with no image border at a network border.
 
     LR [B, 1, h, w] in [0, 1] -> SR [B, 1, scale*h, scale*w] in [0, 1]. Training losses see the raw output;
-    validation, test, evaluate, enhance, export and the benchmark go through this one forward.
+    validation, test, evaluate, enhance, export and the benchmark go through this one forward. The input is
+    first extended by BORDER pixels on each side, repeating its edge pixels, and that margin is cut off the
+    output: the outermost rows and columns are computed like any others, not at the convolutions' padding, which
+    would otherwise draw a frame around every output.
     """
 
     def __init__(self, generator: nn.Module):
@@ -104,4 +109,6 @@ class ClampedGenerator(nn.Module):
         self.generator = generator
 
     def forward(self, lr: Tensor) -> Tensor:
-        return self.generator(lr).clamp(0.0, 1.0)
+        sr = self.generator(F.pad(lr, (BORDER,) * 4, mode="replicate"))
+        cut = (sr.shape[-1] // (lr.shape[-1] + 2 * BORDER)) * BORDER
+        return sr[..., cut : sr.shape[-2] - cut, cut : sr.shape[-1] - cut].clamp(0.0, 1.0)

@@ -1,0 +1,45 @@
+"""No dark frame: the border rows and columns of the bundled model's output are as bright as bicubic's, on a flat
+field and on a real slice (pydicom's MR_small.dcm); the same weights with zero padding show the frame."""
+
+import torch
+from pydicom.data import get_testdata_file
+
+from medivision.data.degradations import upsample_bicubic
+from medivision.inference.checkpoints import build_generator
+from medivision.inference.model_file import bundled_model_path, read_model_file
+from medivision.inference.models import load_model
+from medivision.io.dicom import read_dicom
+from medivision.io.intensity import IntensityMap
+
+
+def border_means(image: torch.Tensor) -> torch.Tensor:
+    """float [4]: the mean of the top and bottom rows and the left and right columns of image [1, 1, H, W]."""
+    plane = image[0, 0]
+    return torch.stack([plane[0].mean(), plane[-1].mean(), plane[:, 0].mean(), plane[:, -1].mean()])
+
+
+def zero_padded_bundled_model() -> torch.nn.Module:
+    trained, _ = read_model_file(bundled_model_path())
+    weights = trained.network.state_dict()
+    return build_generator({**trained.config, "padding": "zeros"}, weights, "bundled, zero padded")
+
+
+@torch.inference_mode()
+def test_a_flat_field_stays_flat_to_the_border():
+    lr = torch.full((1, 1, 32, 32), 0.7)
+    sr = load_model(None)(lr)
+    assert (border_means(sr) - 0.7).abs().max() < 0.01
+    zeros = zero_padded_bundled_model()(lr).clamp(0, 1)
+    assert (border_means(zeros) - 0.7).abs().max() > 2 * (border_means(sr) - 0.7).abs().max()
+
+
+@torch.inference_mode()
+def test_a_real_slice_keeps_its_border_brightness():
+    _, values = read_dicom(get_testdata_file("MR_small.dcm", download=False))  # a real 64x64 MR slice
+    lr = torch.from_numpy(IntensityMap.fit(values, "minmax").to_unit(values)).float().view(1, 1, *values.shape[-2:])
+    sr, bicubic = load_model(None)(lr), upsample_bicubic(lr, 4)
+    relative = (border_means(sr) - border_means(bicubic)).abs() / border_means(bicubic).clamp_min(1e-3)
+    assert relative.max() < 0.05, (border_means(sr), border_means(bicubic))
+    zeros = zero_padded_bundled_model()(lr).clamp(0, 1)
+    assert (border_means(zeros) < border_means(bicubic)).all()
+

@@ -88,6 +88,9 @@ def test_the_gate_fails_a_group_below_bicubic_and_passes_one_above():
     assert [result.passes for result in results] == [True, False, False]
     assert failures(results) == ["b0 with kspace LR: PSNR +1.00 dB, SSIM -0.0500 against bicubic",
                                  "epi with kspace LR: PSNR -0.50 dB, SSIM +0.0500 against bicubic"]
+    # a group that was not measured (its files missing, or no slice left) fails: nothing passes unmeasured
+    assert failures(results[:1], expected=[("t1", "bicubic"), ("low_snr", "bicubic")]) == [
+        "low_snr with bicubic LR: no slices"]
 
 
 @pytest.mark.slow

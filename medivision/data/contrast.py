@@ -130,7 +130,8 @@ class ContrastDraws(NamedTuple):
 def synthesize(maps: Tensor, options: ContrastOptions | None = None, seeds: Sequence[int] | None = None) -> Tensor:
     """Tissue maps float [B, 4, H, W] in [0, 1] (TISSUES) -> HR float [B, 1, H, W] in [0, 1] on the same device.
 
-    seeds: one int per image (validation, test: no rotation or scale, reproducible draws); None: training.
+    seeds: one int per image (validation, test: reproducible draws, no rotation, zoom or deformation; only the
+    shrink that makes room for a head); None: training.
     """
     options = options or ContrastOptions()
     if seeds is not None and len(seeds) != len(maps):
@@ -231,7 +232,14 @@ def contrast_draws(maps: Tensor, seeds: Sequence[int] | None = None) -> Contrast
         normal = [torch.randn(batch, *shape, device=maps.device, dtype=maps.dtype) for shape in shapes[1:]]
         return ContrastDraws(uniform, *normal)
     generators = [np.random.default_rng((int(seed), _STREAM)) for seed in seeds]
-    per_image = [(rng.random(shapes[0]), *(rng.standard_normal(shape) for shape in shapes[1:])) for rng in generators]
+    # Each image's draws of the realism options (the uniforms from "head" on, texture, deform) come after the
+    # others, so with those options off a seeded image is what it was before they existed.
+    first = _UNIFORMS.index("head")
+    per_image = []
+    for rng in generators:
+        uniform, normal = rng.random(first), [rng.standard_normal(shape) for shape in shapes[1:4]]
+        uniform = np.concatenate([uniform, rng.random(len(_UNIFORMS) - first)])
+        per_image.append((uniform, *normal, *(rng.standard_normal(shape) for shape in shapes[4:])))
     stacked = [torch.from_numpy(np.stack(column)).to(maps.device, maps.dtype) for column in zip(*per_image)]
     return ContrastDraws(*stacked)
 

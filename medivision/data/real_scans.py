@@ -12,7 +12,9 @@ Groups (the classes) and their files:
 Each file is mapped to [0, 1] by the intensity policy (one map per file, as enhance reads it), cut into axial
 slices (those with more than `min_foreground` of their pixels above FOREGROUND_LEVEL), cropped to its centred
 square (nothing is padded in: the background stays the scan's own) and resized to the HR size. LR is made from
-that HR by each kind of REAL_SCAN_LR; the benchmark reports both.
+that HR by each kind of REAL_SCAN_LR; the benchmark reports both. The low_snr and epi slices are 96 pixels
+across, so their 128x128 HR is itself interpolated (a little smoother than a scan at that size would be): the
+LR is 3x, not 4x, coarser than what was acquired there.
 """
 
 from __future__ import annotations
@@ -89,10 +91,12 @@ def build_real_scans(files: Sequence[tuple[str, Path]], min_foreground: float, h
                 labels.append(REAL_SCAN_GROUPS.index(group))
                 slice_index.append(index if len(slices) > 1 else -1)
                 paths.append(str(path))
+    if not hr and skipped:
+        raise DataError(f"no file of the real-scan benchmark could be read, e.g. {skipped[0][0]} ({skipped[0][1]}): "
+                        f"reinstall with pip install -e '.[{EXTRA}]'")
     if not hr:
-        reason = f", e.g. {skipped[0][0]} ({skipped[0][1]})" if skipped else ""
-        raise DataError(f"no slice of the real-scan benchmark could be read{reason}: reinstall with "
-                        f"pip install -e '.[{EXTRA}]'")
+        raise DataError(f"no slice of the real-scan benchmark has more than data.min_foreground={min_foreground} "
+                        f"foreground: lower data.min_foreground")
     return {
         "hr": torch.from_numpy(np.stack(hr)).unsqueeze(1),
         "labels": torch.tensor(labels, dtype=torch.int64),
@@ -107,7 +111,8 @@ def build_real_scans(files: Sequence[tuple[str, Path]], min_foreground: float, h
 
 
 def _read_unit(path: Path, intensity: str) -> np.ndarray:
-    """float32 [X, Y, Z] in [0, 1] (RAS+ for NIfTI; a 2-D file is one slice), by the intensity policy."""
+    """float32 [X, Y, Z] in [0, 1] (RAS+ for NIfTI; a 2-D file is one slice), by the intensity policy from the
+    stored values."""
     reader: Callable[[Path], np.ndarray] = _READERS.get(path.name.split(".", 1)[1], _nifti)
     values = reader(path)
     return IntensityMap.fit(values, intensity).to_unit(values).astype(np.float32)
@@ -119,18 +124,18 @@ def _npy(path: Path) -> np.ndarray:
 
 
 def _ima(path: Path) -> np.ndarray:
-    """matplotlib's s1045.ima.gz: a 256x256 big-endian uint16 slice, rows top to bottom."""
+    """matplotlib's s1045.ima.gz: a 256x256 big-endian uint16 slice, rows top to bottom (as uint16)."""
     values = np.frombuffer(gzip.open(path).read(), dtype=">u2")
     if values.size != 256 * 256:
         raise ValueError(f"{path} holds {values.size} values, not a 256x256 slice")
-    return values.reshape(256, 256).astype(np.float32)[:, :, None]
+    return values.reshape(256, 256).astype(np.uint16)[:, :, None]
 
 
 def _nifti(path: Path) -> np.ndarray:
-    """A NIfTI volume's first frame in RAS+ orientation, [X, Y, Z], with axial slices displayed superior-up by
-    _axial_slices."""
+    """A NIfTI volume's first frame in RAS+ orientation, [X, Y, Z], turned so that each axial slice shows anterior
+    up; its stored dtype when the file has no scaling (so the `dtype` policy sees it, as enhance does)."""
     image = nib.load(str(path))
-    data = np.asarray(image.dataobj, dtype=np.float32)
+    data = np.asanyarray(image.dataobj)
     data = data.reshape(*data.shape[:3], -1)[..., 0] if data.ndim > 3 else data
     return np.rot90(canonical(image, data)[0], 1, axes=(0, 1))
 

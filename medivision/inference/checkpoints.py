@@ -92,10 +92,9 @@ def load_generator(path: str | Path) -> TrainedGenerator:
 
 def build_generator(config: dict, weights: dict[str, torch.Tensor], path: str | Path) -> SRResNet:
     """An SRResNet built from `config` holding `weights`, in eval mode with gradients off. Raises ValueError
-    naming the file (`path`) when the config cannot build one or the weights do not fit it. A config without
-    `padding` comes from before that option, when every generator padded with zeros."""
+    naming the file (`path`) when the config cannot build one or the weights do not fit it."""
     try:
-        generator = SRResNet(**{"padding": "zeros", **config})
+        generator = SRResNet(**config)
     except (TypeError, ValueError) as error:
         raise ValueError(f"{path}: its generator config {config} cannot build an SRResNet: {error}") from error
     expected = generator.state_dict()

@@ -45,9 +45,10 @@ class SRResNet(nn.Module):
         attention: none | channel | spatial | cbam, in every residual block.
         batch_norm: BatchNorm in the residual blocks, as in SRResNet.
         reduction: channel-gate MLP reduction.
-        padding: how every convolution pads the image border, one of PADDINGS. "replicate" repeats the edge
-            pixels, so a border row is as bright as its neighbours; "zeros" pads black, which shows as a dark
-            frame one pixel wide on every output (model files from before this option were trained with it).
+        padding: how every convolution pads the feature maps' border, one of PADDINGS. "replicate" repeats the
+            edge pixels, so a border row is computed from its neighbours; "zeros" pads black, which pulls the
+            border rows towards black (SRResNet's original; model files from before this option were trained
+            with it, so it stays the default here; the configs choose replicate).
     """
 
     def __init__(
@@ -60,7 +61,7 @@ class SRResNet(nn.Module):
         batch_norm: bool = True,
         reduction: int = 16,
         bicubic_skip: bool = True,
-        padding: str = "replicate",
+        padding: str = "zeros",
     ):
         super().__init__()
         if padding not in PADDINGS:
@@ -100,8 +101,8 @@ class ClampedGenerator(nn.Module):
     LR [B, 1, h, w] in [0, 1] -> SR [B, 1, scale*h, scale*w] in [0, 1]. Training losses see the raw output;
     validation, test, evaluate, enhance, export and the benchmark go through this one forward. The input is
     first extended by BORDER pixels on each side, repeating its edge pixels, and that margin is cut off the
-    output: the outermost rows and columns are computed like any others, not at the convolutions' padding, which
-    would otherwise draw a frame around every output.
+    output: the convolutions' padding sits BORDER pixels outside the image, where it used to draw a dark frame
+    around every output, not at its outermost rows and columns.
     """
 
     def __init__(self, generator: nn.Module):

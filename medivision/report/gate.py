@@ -63,11 +63,14 @@ def group_results(rows: Sequence[dict], method: str = "model") -> list[GroupResu
     return results
 
 
-def failures(results: Sequence[GroupResult]) -> list[str]:
+def failures(results: Sequence[GroupResult], expected: Sequence[tuple[str, str]] = ()) -> list[str]:
     """One phrase per failing group and LR kind, e.g. "b0 with kspace LR: PSNR -0.21 dB, SSIM -0.0310 against
-    bicubic"; [] when the gate passes."""
-    return [f"{result.group} with {result.lr} LR: PSNR {result.gain:+.2f} dB, SSIM {result.ssim_change:+.4f} "
-            f"against bicubic" for result in results if not result.passes]
+    bicubic"; [] when the gate passes. A (group, LR kind) of `expected` with no slices fails too: a model is not
+    passed on a group it was never measured on."""
+    measured = {(result.group, result.lr) for result in results if result.images}
+    missing = [f"{group} with {lr} LR: no slices" for group, lr in expected if (group, lr) not in measured]
+    return missing + [f"{result.group} with {result.lr} LR: PSNR {result.gain:+.2f} dB, SSIM "
+                      f"{result.ssim_change:+.4f} against bicubic" for result in results if not result.passes]
 
 
 def overall_gain(results: Sequence[GroupResult]) -> float:
@@ -76,9 +79,10 @@ def overall_gain(results: Sequence[GroupResult]) -> float:
     return float(np.average([result.gain for result in results], weights=weights)) if weights.sum() else float("nan")
 
 
-def gate_markdown(results: Sequence[GroupResult]) -> list[str]:
-    """The gate's verdict and its table (one row per group and LR kind), as Markdown lines."""
-    failed = failures(results)
+def gate_markdown(results: Sequence[GroupResult], expected: Sequence[tuple[str, str]] = ()) -> list[str]:
+    """The gate's verdict and its table (one row per group and LR kind), as Markdown lines; `expected` as in
+    failures."""
+    failed = failures(results, expected)
     verdict = (f"**Shipping gate: passed.** The model {RULE}." if not failed else
                f"**Shipping gate: failed** ({'; '.join(failed)}). A model ships only if it {RULE}.")
     table = markdown_table(

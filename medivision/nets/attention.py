@@ -35,9 +35,9 @@ class SpatialGate(nn.Module):
     x: [B, C, H, W] -> [B, C, H, W]; the gate is [B, 1, H, W] in (0, 1).
     """
 
-    def __init__(self, kernel_size: int = 7, padding: str = "zeros"):
+    def __init__(self, kernel_size: int = 7):
         super().__init__()
-        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, padding_mode=padding)
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
 
     def forward(self, x: Tensor) -> Tensor:
         pooled = torch.cat([x.mean(dim=1, keepdim=True), _max(x, dim=1)], dim=1)
@@ -47,8 +47,8 @@ class SpatialGate(nn.Module):
 class CBAM(nn.Sequential):
     """Channel gate followed by spatial gate. x: [B, C, H, W] -> [B, C, H, W]."""
 
-    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7, padding: str = "zeros"):
-        super().__init__(ChannelGate(channels, reduction), SpatialGate(kernel_size, padding))
+    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7):
+        super().__init__(ChannelGate(channels, reduction), SpatialGate(kernel_size))
 
 
 def _max(x: Tensor, dim: int) -> Tensor:
@@ -61,15 +61,14 @@ def _max(x: Tensor, dim: int) -> Tensor:
     return x.max(dim=dim, keepdim=True).values
 
 
-def make_attention(kind: str, channels: int, reduction: int = 16, padding: str = "zeros") -> nn.Module:
-    """The gate named by `model.generator.attention`: none | channel | spatial | cbam; `padding`: how the spatial
-    gate's convolution pads the border (torch's padding_mode)."""
+def make_attention(kind: str, channels: int, reduction: int = 16) -> nn.Module:
+    """The gate named by `model.generator.attention`: none | channel | spatial | cbam."""
     if kind == "none":
         return nn.Identity()
     if kind == "channel":
         return ChannelGate(channels, reduction)
     if kind == "spatial":
-        return SpatialGate(padding=padding)
+        return SpatialGate()
     if kind == "cbam":
-        return CBAM(channels, reduction, padding=padding)
+        return CBAM(channels, reduction)
     raise ValueError(f"attention={kind!r} is not one of {', '.join(ATTENTION_KINDS)}")

@@ -7,7 +7,8 @@ from torch import Tensor, nn
 
 from medivision.nets.attention import make_attention
 
-PADDINGS = ("replicate", "zeros")
+# normalize: inputs darker than this are scaled as if this were their maximum (a blank image stays blank).
+NORMALIZE_FLOOR = 1e-3
 # LR pixels of repeated margin around every input that ClampedGenerator serves (cut off the output again).
 BORDER = 4
 
@@ -15,17 +16,17 @@ BORDER = 4
 class ResidualBlock(nn.Module):
     """conv-(BN)-PReLU-conv-(BN), then the attention gate, plus the skip. [B, C, H, W] -> same."""
 
-    def __init__(self, channels: int, attention: str, batch_norm: bool, reduction: int, padding: str = "zeros"):
+    def __init__(self, channels: int, attention: str, batch_norm: bool, reduction: int):
         super().__init__()
         norm = (lambda: nn.BatchNorm2d(channels)) if batch_norm else nn.Identity
         self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm, padding_mode=padding),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm),
             norm(),
             nn.PReLU(channels),
-            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm, padding_mode=padding),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm),
             norm(),
         )
-        self.attention = make_attention(attention, channels, reduction, padding)
+        self.attention = make_attention(attention, channels, reduction)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.attention(self.body(x))
@@ -45,10 +46,9 @@ class SRResNet(nn.Module):
         attention: none | channel | spatial | cbam, in every residual block.
         batch_norm: BatchNorm in the residual blocks, as in SRResNet.
         reduction: channel-gate MLP reduction.
-        padding: how every convolution pads the feature maps' border, one of PADDINGS. "replicate" repeats the
-            edge pixels, so a border row is computed from its neighbours; "zeros" pads black, which pulls the
-            border rows towards black (SRResNet's original; model files from before this option were trained
-            with it, so it stays the default here; the configs choose replicate).
+        normalize: divide each input by its own maximum and multiply the output back, so the network sees every
+            image at full brightness and SR(a * lr) = a * SR(lr): a scan that the intensity policy left dark
+            (a few hot voxels setting its range) is enhanced like a bright one.
     """
 
     def __init__(
@@ -61,11 +61,9 @@ class SRResNet(nn.Module):
         batch_norm: bool = True,
         reduction: int = 16,
         bicubic_skip: bool = True,
-        padding: str = "zeros",
+        normalize: bool = False,
     ):
         super().__init__()
-        if padding not in PADDINGS:
-            raise ValueError(f"padding={padding!r} is not one of {', '.join(PADDINGS)}")
         stages = int(math.log2(scale)) if scale > 0 else 0
         if scale < 2 or 2**stages != scale:
             raise ValueError(f"scale={scale} must be a power of two (2, 4, 8)")
@@ -73,21 +71,26 @@ class SRResNet(nn.Module):
             raise ValueError(f"blocks={blocks} and channels={channels} must be positive")
         self.scale = scale
         self.bicubic_skip = bicubic_skip
-        self.head = nn.Sequential(nn.Conv2d(in_channels, channels, 9, padding=4, padding_mode=padding),
-                                  nn.PReLU(channels))
+        self.normalize = normalize
+        self.head = nn.Sequential(nn.Conv2d(in_channels, channels, 9, padding=4), nn.PReLU(channels))
         self.body = nn.Sequential(
-            *[ResidualBlock(channels, attention, batch_norm, reduction, padding) for _ in range(blocks)],
-            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm, padding_mode=padding),
+            *[ResidualBlock(channels, attention, batch_norm, reduction) for _ in range(blocks)],
+            nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm),
             nn.BatchNorm2d(channels) if batch_norm else nn.Identity(),
         )
         upsample = []
         for _ in range(stages):
-            upsample += [nn.Conv2d(channels, channels * 4, 3, padding=1, padding_mode=padding), nn.PixelShuffle(2),
-                         nn.PReLU(channels)]
+            upsample += [nn.Conv2d(channels, channels * 4, 3, padding=1), nn.PixelShuffle(2), nn.PReLU(channels)]
         self.upsample = nn.Sequential(*upsample)
-        self.tail = nn.Conv2d(channels, in_channels, 9, padding=4, padding_mode=padding)
+        self.tail = nn.Conv2d(channels, in_channels, 9, padding=4)
 
     def forward(self, lr: Tensor) -> Tensor:
+        if self.normalize:
+            level = lr.flatten(1).amax(1).clamp_min(NORMALIZE_FLOOR).view(-1, 1, 1, 1)
+            return level * self._upscale(lr / level)
+        return self._upscale(lr)
+
+    def _upscale(self, lr: Tensor) -> Tensor:
         features = self.head(lr)
         sr = self.tail(self.upsample(features + self.body(features)))
         if self.bicubic_skip:
@@ -101,8 +104,8 @@ class ClampedGenerator(nn.Module):
     LR [B, 1, h, w] in [0, 1] -> SR [B, 1, scale*h, scale*w] in [0, 1]. Training losses see the raw output;
     validation, test, evaluate, enhance, export and the benchmark go through this one forward. The input is
     first extended by BORDER pixels on each side, repeating its edge pixels, and that margin is cut off the
-    output: the convolutions' padding sits BORDER pixels outside the image, where it used to draw a dark frame
-    around every output, not at its outermost rows and columns.
+    output: the convolutions' zero padding, which darkens the rows and columns next to it, sits BORDER pixels
+    outside the image instead of drawing a dark frame around every output.
     """
 
     def __init__(self, generator: nn.Module):

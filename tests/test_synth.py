@@ -97,7 +97,7 @@ def test_bias_blur_noise_and_geometry_change_the_images(synth):
     assert not torch.allclose(moved, maps[:, :1], atol=1e-3)
 
 
-def test_real_scan_realism_noise_floor_head_dim_sharpen_texture_deform(synth):
+def test_real_scan_realism_noise_floor_and_head(synth):
     maps = synth.val_set.hr[:6].float() / 255
     seeds = list(range(6))
     plain = ContrastOptions(families=("t1",), bias=0.0, gamma=0.0, blur=0.0)
@@ -105,26 +105,14 @@ def test_real_scan_realism_noise_floor_head_dim_sharpen_texture_deform(synth):
     outside = (maps[:, 1:].sum(1, keepdim=True) < 0.05) & (base < 0.02)  # background: no brain, no signal
     assert base[outside].mean() < 1e-3
 
-    def changed(**change):
-        return synthesize(maps, ContrastOptions(**{**plain.__dict__, **change}), seeds)
-
-    noisy = changed(noise=0.05)  # a Rician floor in the HR itself: the background is noise, not zero
-    assert 0.005 < noisy[outside].mean() < 0.05
-    head = changed(head=1.0)  # shrunk to make room, then rings of skull, fat and skin around the brain
-    brain = synthesize(maps, ContrastOptions(families=("template",), head=1.0), seeds)
-    assert (head > 0.25).float().mean() > 0 and not torch.allclose(head, base, atol=1e-2)
-    assert (brain > 0.2).float().mean((1, 2, 3)).gt((maps[:, :1] > 0.2).float().mean((1, 2, 3)) * 0.5).all()
-    dim = changed(dim=0.9)
-    assert (dim.amax((1, 2, 3)) <= 1.0001).all() and dim.amax((1, 2, 3)).mean() < 0.9
-    sharp, textured = changed(sharpen=4.0), changed(texture=0.3)
-    # narrower borders: the same steps between tissues, taken in fewer, steeper pixels
-    assert sharp.diff(dim=-1).square().mean() > 1.05 * base.diff(dim=-1).square().mean()
-    assert (textured - base).abs().mean() > 1e-3
-    torch.manual_seed(0)
-    deformed = synthesize(maps, ContrastOptions(families=("template",), rotation=0.0, zoom=0.0, deform=3.0))
-    assert not torch.allclose(deformed, maps[:, :1], atol=1e-3)
-    assert torch.equal(synthesize(maps, ContrastOptions(families=("template",), rotation=0.0, zoom=0.0, deform=3.0),
-                                  seeds), maps[:, :1])  # validation and test: the anatomy as it is
+    noisy = synthesize(maps, ContrastOptions(**{**plain.__dict__, "noise": 0.05}), seeds)
+    assert 0.005 < noisy[outside].mean() < 0.05  # a Rician floor in the HR itself: the background is noise, not zero
+    # a head: the maps are shrunk to make room, then rings of skull, scalp fat and skin go around the brain
+    bare = synthesize(maps, ContrastOptions(families=("template",)), seeds)
+    head = synthesize(maps, ContrastOptions(families=("template",), head=1.0), seeds)
+    assert torch.equal(bare, maps[:, :1])
+    added = head * (bare < 0.02)  # what lies where the bare template is background
+    assert (added > 0.25).float().mean((1, 2, 3)).gt(0.005).all()
 
 
 def test_intensity_augmentation_is_off_by_default_and_keeps_the_unit_range(synth):
@@ -147,7 +135,6 @@ def test_intensity_augmentation_is_off_by_default_and_keeps_the_unit_range(synth
     ({"contrast": {"bias": -1}}, "data.contrast.bias=-1 must be a number >= 0"),
     ({"contrast": {"speed": 1}}, "data.contrast.speed is not an option"),
     ({"contrast": {"head": 1.5}}, "data.contrast.head=1.5 must be a probability in [0, 1]"),
-    ({"contrast": {"dim": 1}}, "data.contrast.dim=1 must be a number in [0, 1)"),
     ({"intensity_augment": {"invert": 2}}, "data.intensity_augment.invert=2 must be a probability in [0, 1]"),
     ({"intensity_augment": {"contrast": 1.5}}, "data.intensity_augment.contrast=1.5 must be a number in [0, 1)"),
 ])

@@ -6,16 +6,12 @@ HR images float [B, 1, H, W] in [0, 1]. Per image:
   2. a contrast family, drawn uniformly from `families`, and a mean intensity for each tissue drawn from that
      family's ranges (FAMILIES); the image is the maps weighted by them, the partial volumes of the
      probability maps mixing at tissue borders. The family `template` is the real T1 slice itself, as it is;
-  3. for the other families: sharper tissue borders than the averaged template has (`sharpen`), texture within
-     each tissue (`texture`), a smooth multiplicative bias field, scaling to the image's own maximum, a gamma
+  3. for the other families: a smooth multiplicative bias field, scaling to the image's own maximum, a gamma
      and a Gaussian blur (partial volume);
   4. for every family, what real scans have around and over the brain: with probability `head`, a head around
      it (the maps are first shrunk to make room; then dark skull, bright scalp fat and skin in rings of random
-     thickness and intensity, out from the brain's outline); a peak intensity below 1 (`dim`: real scans mapped
-     by their own range are often dark, a few hot voxels setting the maximum); and a Rician noise floor
-     (`noise`), last, so the background is noise, not zero.
-  In training the maps are also deformed by a smooth random displacement (`deform`), so the anatomy is not the
-  one template's.
+     thickness and intensity, out from the brain's outline), and a Rician noise floor (`noise`), last, so the
+     background is noise, not zero.
 
 Randomness follows the degradations (medivision.data.degradations): with `seeds` (validation, test) each
 image's draws come from a numpy generator seeded with its seed, so its contrast is the same in every run;
@@ -53,15 +49,12 @@ FAMILIES: dict[str, tuple[tuple[float, float], ...]] = {
 CSF_BRIGHT = ("t2", "pd")
 FAMILY_NAMES = (TEMPLATE, *FAMILIES)
 BIAS_GRID = 4  # the bias field is a BIAS_GRID x BIAS_GRID grid of log-normal gains, upsampled bicubically
-TEXTURE_GRID = 32  # texture: per tissue a TEXTURE_GRID x TEXTURE_GRID normal field, upsampled bicubically
-DEFORM_GRID = 6  # deform: a DEFORM_GRID x DEFORM_GRID grid of normal displacements, upsampled bicubically
 # The head's rings out from the brain's outline: skull, scalp fat, skin; thickness ranges in HR pixels (at 128) and
 # intensity ranges, the fat bright as in T1 scans but at any level, the skull dark.
 HEAD_RINGS = (((2.0, 6.0), (0.0, 0.15)), ((2.0, 7.0), (0.3, 1.0)), ((1.0, 3.0), (0.2, 0.7)))
 HEAD_SHRINK = (0.72, 0.9)  # the maps' scale when a head is drawn around them, to make room for it
 _UNIFORMS = ("family", "gm", "wm", "csf", "other", "bias", "blur", "noise", "rotation", "zoom",
-             "head", "shrink", "skull", "fat", "skin", "skull_level", "fat_level", "skin_level",
-             "sharpen", "texture", "dim")
+             "head", "shrink", "skull", "fat", "skin", "skull_level", "fat_level", "skin_level")
 _STREAM = 7  # mixed into each image's seed, so its contrast draws differ from its degradation's
 
 
@@ -77,10 +70,6 @@ class ContrastOptions:
     rotation: float = 10.0  # training: rotation drawn from [-rotation, rotation] degrees
     zoom: float = 0.1  # training: scale drawn from [1 - zoom, 1 + zoom]
     head: float = 0.0  # probability of a head (skull, scalp fat, skin) around the brain
-    sharpen: float = 0.0  # tissue borders: probabilities raised to a power drawn from [1, 1 + sharpen], renormalised
-    texture: float = 0.0  # within-tissue texture: relative std drawn from [0, texture]
-    dim: float = 0.0  # the image's peak drawn log-uniformly from [1 - dim, 1] (0: always 1)
-    deform: float = 0.0  # training: std of the smooth random displacement of the maps, in HR pixels
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> ContrastOptions:
@@ -102,14 +91,13 @@ def contrast_problems(options: Mapping[str, Any] | None) -> list[str]:
     ):
         problems.append(f".families={list(families) if isinstance(families, Sequence) else families!r} must be a "
                         f"non-empty list of {', '.join(FAMILY_NAMES)}")
-    for name in ("bias", "gamma", "blur", "noise", "rotation", "sharpen", "texture", "deform"):
+    for name in ("bias", "gamma", "blur", "noise", "rotation"):
         value = options.get(name, 0.0)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
             problems.append(f".{name}={value!r} must be a number >= 0")
-    for name in ("zoom", "dim"):
-        value = options.get(name, 0.0)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value < 1:
-            problems.append(f".{name}={value!r} must be a number in [0, 1)")
+    zoom = options.get("zoom", 0.0)
+    if not isinstance(zoom, (int, float)) or isinstance(zoom, bool) or not 0 <= zoom < 1:
+        problems.append(f".zoom={zoom!r} must be a number in [0, 1)")
     head = options.get("head", 0.0)
     if not isinstance(head, (int, float)) or isinstance(head, bool) or not 0 <= head <= 1:
         problems.append(f".head={head!r} must be a probability in [0, 1]")
@@ -123,15 +111,13 @@ class ContrastDraws(NamedTuple):
     bias: Tensor  # float [B, 1, BIAS_GRID, BIAS_GRID] standard normal
     gamma: Tensor  # float [B] standard normal
     noise: Tensor  # float [B, 2, 1, H, W] standard normal
-    texture: Tensor  # float [B, 4, TEXTURE_GRID, TEXTURE_GRID] standard normal
-    deform: Tensor  # float [B, 2, DEFORM_GRID, DEFORM_GRID] standard normal
 
 
 def synthesize(maps: Tensor, options: ContrastOptions | None = None, seeds: Sequence[int] | None = None) -> Tensor:
     """Tissue maps float [B, 4, H, W] in [0, 1] (TISSUES) -> HR float [B, 1, H, W] in [0, 1] on the same device.
 
-    seeds: one int per image (validation, test: reproducible draws, no rotation, zoom or deformation; only the
-    shrink that makes room for a head); None: training.
+    seeds: one int per image (validation, test: reproducible draws, no rotation or zoom; only the shrink that
+    makes room for a head); None: training.
     """
     options = options or ContrastOptions()
     if seeds is not None and len(seeds) != len(maps):
@@ -145,24 +131,18 @@ def synthesize(maps: Tensor, options: ContrastOptions | None = None, seeds: Sequ
     if training:
         angle = (2 * u["rotation"] - 1) * math.radians(options.rotation)
         scale = scale * (1 + (2 * u["zoom"] - 1) * options.zoom)
-    if training and options.deform or bool((scale != 1).any() or (angle != 0).any()):
-        maps = _warp(maps, angle, scale, draws.deform * options.deform if training else None)
+    if bool((scale != 1).any() or (angle != 0).any()):
+        maps = _warp(maps, angle, scale)
     t1, gm, wm, csf = maps.unbind(1)
     other = t1 * (1 - gm - wm - csf).clamp(0.0, 1.0)
     tissues = torch.stack([gm, wm, csf, other], 1)
-    if options.sharpen:
-        tissues = _sharpen(tissues, 1 + options.sharpen * u["sharpen"])
 
     names = options.families
     pick = (u["family"] * len(names)).long().clamp_max(len(names) - 1)
     table, is_template = _family_table(names, maps.device, maps.dtype)
     ranges = table[pick]  # [B, 4, 2]
     means = ranges[..., 0] + (ranges[..., 1] - ranges[..., 0]) * torch.stack([u[k] for k in _UNIFORMS[1:5]], 1)
-    means = means[:, :, None, None]
-    if options.texture:
-        texture = F.interpolate(draws.texture, size=tuple(maps.shape[-2:]), mode="bicubic", align_corners=False)
-        means = means * (1 + options.texture * u["texture"].view(-1, 1, 1, 1) * texture).clamp_min(0.0)
-    image = (tissues * means).sum(1, keepdim=True)
+    image = (tissues * means[:, :, None, None]).sum(1, keepdim=True)
     image = image * _bias_field(draws.bias * options.bias * u["bias"].view(-1, 1, 1, 1), image.shape[-2:])
     image = image / image.amax(dim=(2, 3), keepdim=True).clamp_min(1e-6)
     image = apply_gamma(image, torch.exp(options.gamma * draws.gamma))
@@ -171,19 +151,9 @@ def synthesize(maps: Tensor, options: ContrastOptions | None = None, seeds: Sequ
     image = torch.where(is_template[pick].view(-1, 1, 1, 1), t1[:, None], image).clamp(0.0, 1.0)
     if options.head:
         image = _add_head(image, (gm + wm + csf)[:, None], heads, u)
-    if options.dim:
-        image = image * (1 - options.dim) ** u["dim"].view(-1, 1, 1, 1)
     if options.noise:
         image = rician_magnitude(image, (options.noise * u["noise"]).view(-1, 1, 1, 1), draws.noise)
     return image.clamp(0.0, 1.0)
-
-
-def _sharpen(tissues: Tensor, power: Tensor) -> Tensor:
-    """Tissue probabilities [B, 4, H, W] raised to each image's power [B] >= 1 and renormalised to their old sum:
-    borders narrower than the average of 152 brains has, the partial volumes of one brain."""
-    total = tissues.sum(1, keepdim=True)
-    raised = tissues.clamp_min(0.0) ** power.view(-1, 1, 1, 1)
-    return raised / raised.sum(1, keepdim=True).clamp_min(1e-6) * total
 
 
 def _add_head(image: Tensor, brain: Tensor, heads: Tensor, u: dict[str, Tensor]) -> Tensor:
@@ -225,37 +195,29 @@ def _family_table(names: tuple[str, ...], device: torch.device, dtype: torch.dty
 def contrast_draws(maps: Tensor, seeds: Sequence[int] | None = None) -> ContrastDraws:
     """The draws for a batch of maps [B, C, H, W]: from each image's seed on the CPU, or afresh on its device."""
     batch, _, height, width = maps.shape
-    shapes = ((len(_UNIFORMS),), (1, BIAS_GRID, BIAS_GRID), (), (2, 1, height, width),
-              (4, TEXTURE_GRID, TEXTURE_GRID), (2, DEFORM_GRID, DEFORM_GRID))
+    shapes = ((len(_UNIFORMS),), (1, BIAS_GRID, BIAS_GRID), (), (2, 1, height, width))
     if seeds is None:
         uniform = torch.rand(batch, *shapes[0], device=maps.device, dtype=maps.dtype)
         normal = [torch.randn(batch, *shape, device=maps.device, dtype=maps.dtype) for shape in shapes[1:]]
         return ContrastDraws(uniform, *normal)
     generators = [np.random.default_rng((int(seed), _STREAM)) for seed in seeds]
-    # Each image's draws of the realism options (the uniforms from "head" on, texture, deform) come after the
-    # others, so with those options off a seeded image is what it was before they existed.
+    # Each image's draws for the head (the uniforms from "head" on) come after the others, so with head=0 a seeded
+    # image is what it was before the option existed.
     first = _UNIFORMS.index("head")
     per_image = []
     for rng in generators:
-        uniform, normal = rng.random(first), [rng.standard_normal(shape) for shape in shapes[1:4]]
-        uniform = np.concatenate([uniform, rng.random(len(_UNIFORMS) - first)])
-        per_image.append((uniform, *normal, *(rng.standard_normal(shape) for shape in shapes[4:])))
+        uniform, normal = rng.random(first), [rng.standard_normal(shape) for shape in shapes[1:]]
+        per_image.append((np.concatenate([uniform, rng.random(len(_UNIFORMS) - first)]), *normal))
     stacked = [torch.from_numpy(np.stack(column)).to(maps.device, maps.dtype) for column in zip(*per_image)]
     return ContrastDraws(*stacked)
 
 
-def _warp(maps: Tensor, angle: Tensor, scale: Tensor, displacement: Tensor | None = None) -> Tensor:
-    """Rotate each image by angle [B] radians and scale it by scale [B] (> 1 enlarges) about its centre, then
-    displace it by a smooth field (displacement [B, 2, g, g] in HR pixels, upsampled bicubically; None: none)."""
+def _warp(maps: Tensor, angle: Tensor, scale: Tensor) -> Tensor:
+    """Rotate each image by angle [B] radians and scale it by scale [B] (> 1 enlarges) about its centre."""
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     zero = torch.zeros_like(cos)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
     grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
-    if displacement is not None:
-        height, width = maps.shape[-2:]
-        field = F.interpolate(displacement, size=(height, width), mode="bicubic", align_corners=True)
-        grid = grid + field.permute(0, 2, 3, 1) * (2.0 / torch.tensor([width, height], device=maps.device,
-                                                                         dtype=maps.dtype))
     return F.grid_sample(maps, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 

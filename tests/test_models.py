@@ -54,3 +54,16 @@ def test_discriminator_gives_one_logit_per_image(spectral_norm):
     assert discriminator(torch.rand(3, 1, 128, 128)).shape == (3,)
     has_batch_norm = any(isinstance(m, torch.nn.BatchNorm2d) for m in discriminator.modules())
     assert has_batch_norm is not spectral_norm
+
+
+def test_normalize_makes_the_generator_scale_equivariant():
+    """normalize=true: a dark image is enhanced like the bright one it is a scaled copy of."""
+    torch.manual_seed(0)
+    generator = SRResNet(channels=8, blocks=1, normalize=True).eval()
+    lr = torch.rand(2, 1, 12, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(generator(0.05 * lr), 0.05 * generator(lr))
+        plain = SRResNet(channels=8, blocks=1).eval()
+        plain.load_state_dict(generator.state_dict())
+        assert not torch.allclose(plain(0.05 * lr), 0.05 * plain(lr), atol=1e-4)
+        assert generator(torch.zeros(1, 1, 8, 8)).abs().max() < 1e-3  # a blank image stays (nearly) blank

@@ -7,7 +7,8 @@ from torch import Tensor, nn
 
 from medivision.nets.attention import make_attention
 
-# normalize: inputs darker than this are scaled as if this were their maximum (a blank image stays blank).
+# normalize: inputs darker than this are scaled as if this were their maximum, so the output of a blank image stays
+# within about this of blank.
 NORMALIZE_FLOOR = 1e-3
 # LR pixels of repeated margin around every input that ClampedGenerator serves (cut off the output again).
 BORDER = 4

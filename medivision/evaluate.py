@@ -11,9 +11,14 @@ ensemble=8 the 8-fold self-ensemble is reported as "model + ensemble" beside the
 each took, and its uncertainty map (the std of the 8 outputs) is scored against the real error
 (medivision.report.metrics.uncertainty_agreement; uncertainty.csv).
 
-Writes into the run directory (outputs/evaluate/<time>/): per_image.csv (one row per image and
-method), report.md (overall, per class, consistency change) and cases.png (the model's best, median
-and worst test images by PSNR: LR / bicubic / SR / HR / error map). Logged to W&B with logger=wandb.
+On the real-scan benchmark (data=real_scans) every group is evaluated with LR by bicubic and by k-space
+truncation, the report opens with the shipping gate (medivision.report.gate) and there is a figure per group;
+require_gate=true makes a model that fails the gate an error naming the failing groups (what `make bundle` runs).
+
+Writes into the run directory (outputs/evaluate/<time>/): per_image.csv (one row per image, LR kind and
+method), report.md (the gate on data=real_scans; overall, per class, consistency change) and cases.png (the
+model's best, median and worst test images by PSNR: LR / bicubic / SR / HR / error map; on data=real_scans
+cases_<group>.png, each group's median slice with each LR kind). Logged to W&B with logger=wandb.
 """
 
 from __future__ import annotations
@@ -248,7 +253,8 @@ def _notes(cfg: DictConfig) -> list[str]:
         "PSNR and SSIM (data range 1, Gaussian 11x11 SSIM) are computed per image and averaged; the brain "
         f"columns use only the pixels of a mask derived from HR (HR > {cfg.foreground_level}, holes filled, "
         f"dilated by {cfg.foreground_dilation} px). LR-consistency PSNR compares degrade(output) with the LR "
-        "input: how far an output strays from what was measured (higher is closer; it is not image quality).",
+        "input: how far an output strays from what was measured (higher is closer; it is not image quality). "
+        "Background mean: the output's mean intensity outside the mask, where a real scan has its noise floor.",
         "SR images are model estimates, not measurements.",
     ]
 
@@ -258,6 +264,8 @@ def _log(loggers: list, result: Evaluation, cfg: DictConfig) -> None:
     overall = means(result.rows, result.methods)
     metrics = {f"eval/{method}/{metric}": value for method, values in overall.items() for metric, value in
                values.items()}
+    if result.gate_failures is not None:
+        metrics["eval/gate_passed"] = float(not result.gate_failures)
     try:
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

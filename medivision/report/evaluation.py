@@ -1,4 +1,5 @@
-"""The files an evaluation writes: per-image CSV, Markdown tables, and the best/median/worst figure."""
+"""The files an evaluation writes: the per-image CSV (one row per image, LR kind and method) and the Markdown
+tables."""
 
 from __future__ import annotations
 

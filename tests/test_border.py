@@ -25,19 +25,18 @@ def bundled_network_without_margin() -> torch.nn.Module:
 @torch.inference_mode()
 def test_a_flat_field_stays_flat_to_the_border():
     lr = torch.full((1, 1, 32, 32), 0.7)
-    sr = load_model(None)(lr)
-    assert (border_means(sr) - 0.7).abs().max() < 0.01
-    bare = bundled_network_without_margin()(lr).clamp(0, 1)
-    assert (border_means(bare) - 0.7).abs().max() > 2 * (border_means(sr) - 0.7).abs().max()
+    served = border_means(load_model(None)(lr)) - 0.7
+    assert served.min() > -0.01 and served.abs().max() < 0.02  # no border darker, none off by 2% of the field
+    bare = border_means(bundled_network_without_margin()(lr).clamp(0, 1)) - 0.7
+    assert bare.min() < -0.03  # the frame the margin removes
 
 
 @torch.inference_mode()
 def test_a_real_slice_keeps_its_border_brightness():
     _, values = read_dicom(get_testdata_file("MR_small.dcm", download=False))  # a real 64x64 MR slice
     lr = torch.from_numpy(IntensityMap.fit(values, "minmax").to_unit(values)).float().view(1, 1, *values.shape[-2:])
-    sr, bicubic = load_model(None)(lr), upsample_bicubic(lr, 4)
-    relative = (border_means(sr) - border_means(bicubic)).abs() / border_means(bicubic).clamp_min(1e-3)
-    assert relative.max() < 0.05, (border_means(sr), border_means(bicubic))
-    bare = bundled_network_without_margin()(lr).clamp(0, 1)
-    assert (border_means(bare) < border_means(bicubic)).all()
-
+    bicubic = border_means(upsample_bicubic(lr, 4))
+    served = border_means(load_model(None)(lr))
+    assert ((served - bicubic).abs() / bicubic).max() < 0.03, (served, bicubic)
+    bare = border_means(bundled_network_without_margin()(lr).clamp(0, 1))
+    assert (bare < 0.95 * bicubic).sum() >= 2  # the frame the margin removes: darker on at least two sides

@@ -1,6 +1,5 @@
 """The real-scan benchmark (`data=real_scans`): held-out slices of real brain scans of other people that ship
-inside installed packages, each with its true HR. A test split only: never trained on, never used to choose
-a model.
+inside installed packages, each with its true HR. A test split only: never trained on.
 
 Groups (the classes) and their files:
   t1       dipy's t1_coronal_slice.npy (a coronal T1 slice, 256x256) and matplotlib's s1045.ima.gz (a sagittal

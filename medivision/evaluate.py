@@ -140,9 +140,10 @@ def _measure(datamodule: SRDataModule, models: dict[str, SRModel], methods: list
              ensemble: int, rows: list[dict], agreement: list[dict], seconds: dict[str, float]) -> None:
     """Every method on the datamodule's test split: appends a row per image and method (and, with ensemble=8, a
     row per image to `agreement`); adds each method's time to `seconds`."""
+    batches = datamodule.evaluation_batches("test")  # sets the data up
+    test_set = datamodule.test_set
     seen = 0  # test images before this batch; the loader keeps the split's order
-    for batch in datamodule.evaluation_batches("test"):
-        test_set = datamodule.test_set
+    for batch in batches:
         outputs, spread = _outputs(models, batch["lr"], datamodule, cfg, ensemble, seconds)
         mask = foreground_mask(batch["hr"], cfg.foreground_level, cfg.foreground_dilation)
         fractions = mask.float().flatten(1).mean(1)
@@ -215,7 +216,7 @@ def _timed(seconds: dict[str, float], name: str, model: SRModel, lr: torch.Tenso
 def _figure(result: Evaluation, model: SRModel, datamodule: SRDataModule, cfg: DictConfig) -> None:
     """The model's best, median and worst test images by PSNR, recomputed from the cached HR."""
     mine = sorted((row for row in result.rows if row["method"] == "model"), key=lambda row: row["psnr"])
-    picks = [(title, row) for title, row in (("best", mine[-1]), ("median", mine[len(mine) // 2]), ("worst", mine[0]))]
+    picks = (("best", mine[-1]), ("median", mine[len(mine) // 2]), ("worst", mine[0]))
     save_panel(result.figures[0], [_case(f"{title}: {row['class']} #{row['image']}", row, model, datamodule)
                                    for title, row in picks], cfg.error_gain)
 

@@ -131,7 +131,7 @@ def synthesize(maps: Tensor, options: ContrastOptions | None = None, seeds: Sequ
     if training:
         angle = (2 * u["rotation"] - 1) * math.radians(options.rotation)
         scale = scale * (1 + (2 * u["zoom"] - 1) * options.zoom)
-    if bool((scale != 1).any() or (angle != 0).any()):
+    if options.head or (training and (options.rotation or options.zoom)):  # decided on the host: no device sync
         maps = _warp(maps, angle, scale)
     t1, gm, wm, csf = maps.unbind(1)
     other = t1 * (1 - gm - wm - csf).clamp(0.0, 1.0)

@@ -30,6 +30,7 @@ import torch
 
 from medivision.data.decode import skip_reason, to_hr
 from medivision.data.sources import DataError
+from medivision.data.splits import TEST
 from medivision.data.volumes import FOREGROUND_LEVEL
 from medivision.io.intensity import IntensityMap
 from medivision.io.nifti import canonical
@@ -80,7 +81,7 @@ def build_real_scans(files: Sequence[tuple[str, Path]], min_foreground: float, h
     hr, labels, slice_index, paths, skipped = [], [], [], [], []
     for group, path in files:
         try:
-            slices = _axial_slices(_read_unit(path, intensity))
+            slices = list(np.moveaxis(_read_unit(path, intensity), 2, 0))  # the axial slices
         except Exception as error:  # numpy, gzip and nibabel raise OSError, EOFError, zlib and ImageFileError ...
             skipped.append((str(path), skip_reason(error)))
             continue
@@ -99,7 +100,7 @@ def build_real_scans(files: Sequence[tuple[str, Path]], min_foreground: float, h
     return {
         "hr": torch.from_numpy(np.stack(hr)).unsqueeze(1),
         "labels": torch.tensor(labels, dtype=torch.int64),
-        "splits": torch.full((len(hr),), 2, dtype=torch.int8),  # the source's test split
+        "splits": torch.full((len(hr),), TEST, dtype=torch.int8),  # the source's test split
         "slice_index": torch.tensor(slice_index, dtype=torch.int64),
         "paths": paths,
         "class_names": list(REAL_SCAN_GROUPS),
@@ -140,10 +141,6 @@ def _nifti(path: Path) -> np.ndarray:
 
 
 _READERS: dict[str, Callable[[Path], np.ndarray]] = {"npy": _npy, "ima.gz": _ima}
-
-
-def _axial_slices(volume: np.ndarray) -> list[np.ndarray]:
-    return [volume[:, :, index] for index in range(volume.shape[2])]
 
 
 def _centre_square(image: np.ndarray) -> np.ndarray:

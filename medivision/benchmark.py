@@ -1,6 +1,6 @@
 """`python -m medivision.benchmark [key=value ...]`: how fast MediVision trains, infers and loads data here.
 
-Composes the training config groups plus `benchmark.*` (conf/benchmark.yaml), prints a table headed by
+Composes the training config groups plus `benchmark.*` (medivision/conf/benchmark.yaml), prints a table headed by
 the machine, and writes the same numbers as JSON to `benchmark.output`.
 """
 
@@ -32,7 +32,7 @@ from medivision.training.launching import command_line_overrides
 SECTIONS = ("training", "inference", "data")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="benchmark")
+@hydra.main(version_base="1.3", config_path="conf", config_name="benchmark")
 @one_line_errors("medivision.benchmark")
 def main(cfg: DictConfig) -> None:
     report = benchmark(cfg)

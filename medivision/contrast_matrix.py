@@ -26,7 +26,7 @@ from medivision.report.tables import write_csv
 BUNDLED = "bundled"
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="contrast_matrix")
+@hydra.main(version_base="1.3", config_path="conf", config_name="contrast_matrix")
 @one_line_errors("medivision.contrast_matrix")
 def main(cfg: DictConfig) -> None:
     report, folder = contrast_matrix(cfg)

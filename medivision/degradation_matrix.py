@@ -36,7 +36,7 @@ class Run:
     seed: int | None
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="degradation_matrix")
+@hydra.main(version_base="1.3", config_path="conf", config_name="degradation_matrix")
 @one_line_errors("medivision.degradation_matrix")
 def main(cfg: DictConfig) -> None:
     report, folder = degradation_matrix(cfg)

@@ -45,7 +45,7 @@ from medivision.report.metrics import lr_consistency_psnr
 logger = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="enhance")
+@hydra.main(version_base="1.3", config_path="conf", config_name="enhance")
 @one_line_errors("medivision.enhance")
 def main(cfg: DictConfig) -> None:
     print(enhance(cfg).summary())

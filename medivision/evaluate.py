@@ -71,7 +71,7 @@ class Evaluation:
     gate_failures: list[str] | None = None  # data=real_scans: the groups failing the shipping gate ([]: it passes)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @one_line_errors("medivision.evaluate")
 def main(cfg: DictConfig) -> None:
     result = evaluate(cfg)

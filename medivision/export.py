@@ -30,7 +30,7 @@ from medivision.nets import ClampedGenerator
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="export")
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
 @one_line_errors("medivision.export")
 def main(cfg: DictConfig) -> None:
     check = export(cfg)

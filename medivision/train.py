@@ -22,7 +22,7 @@ from medivision.training.provenance import Provenance
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @one_line_errors("medivision.train")
 def main(cfg: DictConfig) -> float | None:
     return train(cfg)

@@ -6,7 +6,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 REPO = Path(__file__).resolve().parents[1]
-CONF_DIR = REPO / "conf"
+CONF_DIR = REPO / "medivision" / "conf"
 
 
 def compose_train(overrides: list[str]) -> DictConfig:

@@ -4,6 +4,7 @@
 float [B, C, H/scale, W/scale] in [0, 1] (128 -> 32 at 4x) on the input's device, in its dtype:
 
   bicubic       antialiased bicubic downsampling, what the research set was made with. Deterministic.
+                (Each kind's noise-free part is a matrix of medivision.data.operators, shared with inference.)
                 Intensity: a local weighted mean (the kernel's small negative lobes can overshoot at hard
                 edges, clipped to [0, 1]).
   kspace        a low-resolution acquisition: only the central 1/scale of k-space per axis is kept,
@@ -37,10 +38,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from medivision.data.acquisition import WINDOWS, gaussian_psf, kspace_lowpass, rician_magnitude
+from medivision.data.acquisition import gaussian_psf, kspace_lowpass, rician_magnitude, separable, upsample
+from medivision.data.operators import WINDOWS
 from medivision.data.options import mapping_problems, settings_from
 
 DEGRADATIONS = ("bicubic", "kspace", "kspace_noise", "blur_noise", "random")
@@ -143,9 +144,7 @@ def degrade(
 def _degrade(hr: Tensor, scale: int, kind: str, options: DegradationOptions, draws: Draws | None) -> Tensor:
     """One kind, before clipping to [0, 1]; draws is None for the noise-free forward model."""
     if kind == "bicubic":
-        height, width = hr.shape[-2:]
-        return F.interpolate(hr, size=(height // scale, width // scale), mode="bicubic", antialias=True,
-                             align_corners=False)
+        return separable(hr, scale, "bicubic")
     if kind == "random":
         kinds = options.kinds
         outputs = torch.stack([_degrade(hr, scale, name, options, draws) for name in kinds])
@@ -195,8 +194,7 @@ def upsample_bicubic(lr: Tensor, scale: int = 4) -> Tensor:
 
     lr: float [B, C, h, w] in [0, 1]. Returns float [B, C, h*scale, w*scale] in [0, 1].
     """
-    hr = F.interpolate(lr, scale_factor=scale, mode="bicubic", align_corners=False)
-    return hr.clamp(0.0, 1.0)
+    return upsample(lr, scale).clamp(0.0, 1.0)
 
 
 def augment(hr: Tensor, generator: torch.Generator | None = None) -> Tensor:

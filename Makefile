@@ -35,12 +35,14 @@ demo: $(STAMP)  ## on embedded data: SRGAN on the MNI152 slices, then the genera
 BUNDLE_RUN := outputs/runs/general-$(shell date -u +%Y%m%d-%H%M%S)
 
 # It is written only if it passes the shipping gate on the real-scan benchmark (evaluate require_gate=true).
-bundle: $(STAMP)  ## train the bundled general model (+experiment=general), gate it on data=real_scans, write medivision/weights/
+bundle: $(STAMP)  ## train the bundled general model (+experiment=general), gate it on data=real_scans, write medivision/weights/ (safetensors + ONNX)
 	$(PY) -m medivision.train +experiment=general hydra.run.dir=$(BUNDLE_RUN)
 	$(PY) -m medivision.evaluate data=real_scans require_gate=true ensemble=8 hydra.run.dir=$(BUNDLE_RUN)/real_scans \
 	  ckpt=$$(ls -t $(BUNDLE_RUN)/checkpoints/best-*.ckpt | head -1)
 	$(PY) -m medivision.export format=safetensors overwrite=true output=medivision/weights/general.safetensors \
 	  ckpt=$$(ls -t $(BUNDLE_RUN)/checkpoints/best-*.ckpt | head -1)
+	$(PY) -m medivision.export format=onnx overwrite=true output=medivision/weights/general.onnx \
+	  ckpt=medivision/weights/general.safetensors
 
 test: $(STAMP)  ## run the test suite (CPU, tiny models)
 	$(PY) -m pytest -q

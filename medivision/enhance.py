@@ -23,15 +23,13 @@ from typing import NamedTuple
 
 import hydra
 import numpy as np
-import torch
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from medivision.data.degradations import DEGRADATIONS, DegradationOptions
-from medivision.inference.consistency import make_consistent
-from medivision.inference.ensemble import check_ensemble, self_ensemble
-from medivision.inference.models import SRModel, load_model
-from medivision.inference.tiling import super_resolve
+from medivision.data.degradation_options import DegradationOptions, ForwardModel, options_problems
+from medivision.inference.ensemble import check_ensemble
+from medivision.inference.models import load_model
+from medivision.inference.pipeline import Upscaled, Upscaler
 from medivision.io import dicom as dicom_files
 from medivision.io import images as image_files
 from medivision.io import nifti as nifti_files
@@ -40,7 +38,6 @@ from medivision.io.errors import one_line_errors
 from medivision.io.formats import ESTIMATE_NOTE, UNCERTAINTY_NOTE
 from medivision.io.intensity import INTENSITY_POLICIES, IntensityMap
 from medivision.io.outputs import Plan, plan, uncertainty_path
-from medivision.report.metrics import lr_consistency_psnr
 
 logger = logging.getLogger(__name__)
 
@@ -49,45 +46,6 @@ logger = logging.getLogger(__name__)
 @one_line_errors("medivision.enhance")
 def main(cfg: DictConfig) -> None:
     print(enhance(cfg).summary())
-
-
-class Upscaled(NamedTuple):
-    """What an Upscaler makes of a batch of N unit images."""
-
-    sr: np.ndarray  # float32 [N, C, s*h, s*w] in [0, 1]
-    spread: np.ndarray | None  # the uncertainty map, same shape and units (ensemble=8 only)
-    lr_psnr: list[float]  # LR-consistency PSNR per image
-    mean_spread: list[float]  # the uncertainty map's mean per image ([] without one)
-
-
-@dataclass
-class Upscaler:
-    """A model with the run's tiling, ensemble and consistency settings: unit images in, SR unit images out."""
-
-    model: SRModel
-    tile: int = 256
-    overlap: int = 32
-    batch_size: int = 16
-    consistency: bool = False
-    iterations: int = 20
-    degradation: str = "bicubic"
-    degradation_options: DegradationOptions | None = None
-    ensemble: int = 1
-
-    def __call__(self, unit: np.ndarray) -> Upscaled:
-        """float32 [N, C, h, w] in [0, 1] -> the SR images, their uncertainty map and LR-consistency PSNRs."""
-        lr = torch.from_numpy(np.ascontiguousarray(unit, dtype=np.float32))
-        scale = self.model.scale
-        sr, spread = self_ensemble(partial(self._whole, scale=scale), lr, self.ensemble)
-        if self.consistency:
-            sr = make_consistent(sr, lr, scale, self.degradation, self.iterations, self.degradation_options)
-        lr_psnr = lr_consistency_psnr(sr, lr, scale, self.degradation, self.degradation_options).tolist()
-        if spread is None:
-            return Upscaled(sr.numpy(), None, lr_psnr, [])
-        return Upscaled(sr.numpy(), spread.numpy(), lr_psnr, spread.flatten(1).mean(1).tolist())
-
-    def _whole(self, lr: torch.Tensor, scale: int) -> torch.Tensor:
-        return super_resolve(self.model, lr, scale, self.tile, self.overlap, self.batch_size)
 
 
 @dataclass
@@ -175,16 +133,18 @@ def enhance(cfg: DictConfig) -> Report:
     if cfg.intensity is not None and cfg.intensity not in INTENSITY_POLICIES:
         raise ValueError(f"intensity={cfg.intensity!r} is not one of {', '.join(INTENSITY_POLICIES)}, or null for "
                          "the model's own")
-    if cfg.degradation not in DEGRADATIONS:
-        raise ValueError(f"degradation={cfg.degradation!r} is not one of {', '.join(DEGRADATIONS)}")
-    options = DegradationOptions.from_config(cfg.get("degradation_options"))
-    model = load_model(cfg.ckpt, cfg.device, cfg.precision)
+    problems = options_problems(cfg.degradation_options)
+    if problems:
+        raise ValueError("; ".join("degradation_options" + problem for problem in problems))
+    model = load_model(cfg.ckpt, cfg.device, cfg.precision, cfg.threads)
     intensity = cfg.intensity or model.intensity
     if intensity != model.intensity:
         logger.warning("intensity=%s: %s was trained on data mapped with %s; its outputs may be off",
                        intensity, model.name, model.intensity)
-    upscaler = Upscaler(model, cfg.tile, cfg.overlap, cfg.batch_size, cfg.consistency, cfg.consistency_iterations,
-                        cfg.degradation, options, ensemble)
+    options = cfg.degradation_options if cfg.degradation else model.degradation_options
+    forward = ForwardModel.of(cfg.degradation or model.degradation, DegradationOptions.from_config(options))
+    upscaler = Upscaler(model, forward, cfg.tile, cfg.overlap, cfg.batch_size, cfg.consistency,
+                        cfg.consistency_iterations, ensemble)
     report = Report(ignored=todo.ignored, model=model.name, ensemble=ensemble)
     notes = Notes(ESTIMATE_NOTE.format(scale=model.scale, model=model.name),
                   UNCERTAINTY_NOTE.format(scale=model.scale, model=model.name) if cfg.uncertainty else "")
@@ -274,14 +234,12 @@ def _upscale(unit: np.ndarray, upscaler: Upscaler, mapping: IntensityMap, bar, k
     the output's.
     """
     sr, spread, lr_psnr, mean_spread = [], [], [], []
-    for start in range(0, len(unit), upscaler.batch_size):
-        done = upscaler(unit[start:start + upscaler.batch_size])
+    for done in upscaler.chunks(unit, bar.update):
         sr.append(done.sr if keep_unit else mapping.from_unit(done.sr))
         if done.spread is not None:
             spread.append(done.spread if keep_unit else mapping.spread().from_unit(done.spread))
         lr_psnr += done.lr_psnr
         mean_spread += done.mean_spread
-        bar.update(len(done.sr))
     return Upscaled(np.concatenate(sr), np.concatenate(spread) if spread else None, lr_psnr, mean_spread)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import hydra
+import numpy as np
 import torch
 import wandb
 from hydra.utils import instantiate
@@ -35,6 +36,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig, OmegaConf
 
 from medivision.data.datamodule import SRDataModule
+from medivision.data.degradation_options import ForwardModel
 from medivision.data.degradations import upsample_bicubic
 from medivision.data.real_scans import REAL_SCAN_GROUPS, REAL_SCAN_LR
 from medivision.inference.consistency import make_consistent
@@ -192,20 +194,24 @@ def _outputs(models: dict[str, SRModel], lr: torch.Tensor, datamodule: SRDataMod
              seconds: dict[str, float]) -> tuple[dict, torch.Tensor | None]:
     """Every method's SR of one batch, and the ensemble's uncertainty map (ensemble=8; else None); the time each
     method takes is added up in `seconds`."""
-    outputs = {name: _timed(seconds, name, model, lr) for name, model in models.items()}
+    unit = lr.numpy()
+    outputs = {name: _timed(seconds, name, model, unit) for name, model in models.items()}
     spread = None
     if ensemble == 8:
         start = time.perf_counter()
-        outputs["model" + ENSEMBLED], spread = self_ensemble(models["model"], lr, ensemble)
+        outputs["model" + ENSEMBLED], spread = self_ensemble(models["model"], unit, ensemble)
         seconds["model" + ENSEMBLED] = seconds.get("model" + ENSEMBLED, 0.0) + time.perf_counter() - start
+        spread = torch.from_numpy(spread)
     if cfg.consistency:
-        outputs["model" + CONSISTENT] = make_consistent(outputs["model"], lr, datamodule.scale, datamodule.degradation,
-                                                        cfg.consistency_iterations, datamodule.degradation_options)
+        forward = ForwardModel.of(datamodule.degradation, datamodule.degradation_options)
+        outputs["model" + CONSISTENT] = make_consistent(outputs["model"], unit, datamodule.scale, forward,
+                                                        cfg.consistency_iterations)
+    outputs = {name: torch.from_numpy(sr) for name, sr in outputs.items()}
     outputs["bicubic"] = upsample_bicubic(lr, datamodule.scale)
     return outputs, spread
 
 
-def _timed(seconds: dict[str, float], name: str, model: SRModel, lr: torch.Tensor) -> torch.Tensor:
+def _timed(seconds: dict[str, float], name: str, model: SRModel, lr: np.ndarray) -> np.ndarray:
     start = time.perf_counter()
     sr = model(lr)
     seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
@@ -241,7 +247,7 @@ def _case(title: str, row: dict, model: SRModel, datamodule: SRDataModule) -> Pa
     index = row["image"]
     hr, lr = datamodule.evaluation_pair(datamodule.test_set.rows[[index]], datamodule.test_set.hr[[index]])
     caption = f"{title}\nPSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}"
-    return caption, lr[0], upsample_bicubic(lr, datamodule.scale)[0], model(lr)[0], hr[0]
+    return caption, lr[0], upsample_bicubic(lr, datamodule.scale)[0], torch.from_numpy(model(lr.numpy()))[0], hr[0]
 
 
 def _title(model: str, datamodule: SRDataModule) -> str:

@@ -3,7 +3,9 @@
 The exported network is SRModule.forward: the EMA generator with its output clamped to [0, 1], input
 float32 [B, 1, h, w] in [0, 1] with any batch size, height and width, output [B, 1, scale*h, scale*w].
 safetensors writes a MediVision model file (medivision.inference.model_file: the weights and how the model
-was made), which enhance and evaluate read as they read checkpoints; the bundled general model is one.
+was made), which enhance and evaluate read as they read checkpoints; ONNX files carry the same metadata, and
+run on the core install (ONNX Runtime, no torch). The bundled general model ships as both. `ckpt` is a
+checkpoint or a model file.
 After writing, the file is run (onnxruntime, torch.jit.load, or read back as a model file) next to PyTorch
 on random inputs of two sizes; the largest absolute difference is printed and written to
 `<output>.check.json`, and the export fails when it exceeds `tolerance`.
@@ -22,8 +24,9 @@ from omegaconf import DictConfig
 from torch import nn
 
 from medivision.inference.checkpoints import load_generator
-from medivision.inference.model_file import read_model_file, write_model_file
-from medivision.inference.onnx import OnnxSR, write_onnx
+from medivision.inference.model_file import model_metadata, write_model_file
+from medivision.inference.onnx import OnnxSR
+from medivision.inference.onnx_export import write_onnx
 from medivision.io.errors import one_line_errors
 from medivision.nets import ClampedGenerator
 
@@ -52,12 +55,15 @@ def export(cfg: DictConfig) -> dict:
     if output.exists() and not cfg.overwrite:
         raise ValueError(f"output {output} already exists: choose another output=, or pass overwrite=true")
     output.parent.mkdir(parents=True, exist_ok=True)
+    metadata = model_metadata(config, intensity, trained.provenance, checkpoint.name)
     if cfg.format == "onnx":
-        write_onnx(model, output, config, checkpoint.name, cfg.opset, intensity)
-        run = OnnxSR(output)
+        write_onnx(model, output, metadata, cfg.opset)
+        onnx_model = OnnxSR(output)
+        run = lambda lr: torch.from_numpy(onnx_model(lr.numpy()))  # noqa: E731
     elif cfg.format == "safetensors":
-        write_model_file(trained, output, checkpoint.name)
-        run = ClampedGenerator(read_model_file(output)[0].network).eval()
+        write_model_file({key: value.numpy() for key, value in trained.network.state_dict().items()}, metadata,
+                         output)
+        run = ClampedGenerator(load_generator(output).network).eval()
     else:
         _write_torchscript(model, output)
         with warnings.catch_warnings():

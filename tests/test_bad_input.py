@@ -25,7 +25,7 @@ from PIL import Image
 from medivision.data.datamodule import SRDataModule
 from medivision.data.decode import read_gray, to_hr
 from medivision.data.sources import DataError
-from medivision.inference.models import inference_device
+from medivision.inference.torch_model import inference_device
 from medivision.io.errors import one_line_errors
 from medivision.train import train
 from medivision.training.launching import check_trainer_arguments

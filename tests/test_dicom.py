@@ -12,6 +12,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import ExplicitVRLittleEndian
 
 import medivision.enhance
+import medivision.inference.pipeline
 from medivision.io.dicom_derived import DerivedSeries, derive
 from medivision.io.intensity import IntensityMap
 from tests.clinic import run, write_dicom_series
@@ -151,13 +152,13 @@ def test_a_bad_file_first_in_the_middle_or_last_never_stops_the_folder(tiny_chec
     with_values(tmp_path / "own_series.dcm", folder / "p_bad_numbers.dcm", {0x00200011: "ab", 0x00200013: "x1"})
     write_dicom_series(folder / "no_map", count=2, size=(16, 12))  # its intensity map fails (below)
     (tmp_path / "out" / "z_unwritable.dcm").mkdir(parents=True)  # a folder where its output file should go
-    super_resolve = medivision.enhance.super_resolve
+    super_resolve = medivision.inference.pipeline.super_resolve
 
-    def failing_on_64_pixel_rows(model, lr, *args):
+    def failing_on_64_pixel_rows(model, lr, *args, **kwargs):
         if lr.shape[-2] == 64 and lr.shape[-1] == 64 and not failing_on_64_pixel_rows.failed:
             failing_on_64_pixel_rows.failed = True
             raise RuntimeError("not enough memory: you tried to allocate 1099511627776 bytes")
-        return super_resolve(model, lr, *args)
+        return super_resolve(model, lr, *args, **kwargs)
 
     fit = IntensityMap.fit.__func__
 
@@ -167,7 +168,7 @@ def test_a_bad_file_first_in_the_middle_or_last_never_stops_the_folder(tiny_chec
         return fit(cls, values, mode)
 
     failing_on_64_pixel_rows.failed = False
-    monkeypatch.setattr(medivision.enhance, "super_resolve", failing_on_64_pixel_rows)
+    monkeypatch.setattr(medivision.inference.pipeline, "super_resolve", failing_on_64_pixel_rows)
     monkeypatch.setattr(IntensityMap, "fit", classmethod(no_finite_values_in_16_by_12_slices))
     report = run(tiny_checkpoint, folder, tmp_path / "out", "overwrite=true")
     written = sorted(path.relative_to(tmp_path / "out").as_posix() for path in report.written)

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from medivision.benchmarks.clock import CpuUse, median, now
-from medivision.inference.onnx import write_onnx
+from medivision.inference.model_file import model_metadata
+from medivision.inference.onnx_export import write_onnx
 from medivision.nets import ClampedGenerator
 from medivision.report.metrics import psnr
 
@@ -142,7 +143,7 @@ def _onnxruntime(model: nn.Module, config: dict, device: torch.device, threads: 
     if providers[0] not in onnxruntime.get_available_providers():
         raise _Unavailable(f"this onnxruntime has no {providers[0]}")
     path = workdir / "generator.onnx"
-    write_onnx(copy.deepcopy(model).cpu(), path, config, "benchmark", opset=17, intensity="minmax")
+    write_onnx(copy.deepcopy(model).cpu(), path, model_metadata(config, "minmax", {}, "benchmark"), opset=17)
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads

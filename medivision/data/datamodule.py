@@ -19,6 +19,7 @@ from medivision.data import degradations
 from medivision.data.build import EMBEDDED, SOURCES, find_source, load_source
 from medivision.data.contrast import ContrastOptions, contrast_problems, synthesize
 from medivision.data.dataset import HRDataset, unit_range
+from medivision.data.degradation_options import options_problems
 from medivision.data.device_batches import DeviceBatches
 from medivision.data.intensity_augment import IntensityAugment, augment_intensity, augment_problems
 from medivision.data.loader import ResumableLoader
@@ -389,7 +390,7 @@ def _check_arguments(
         problems.append(
             f"data.degradation={degradation!r} is not one of {', '.join(degradations.DEGRADATIONS)}"
         )
-    problems += [f"data.degradation_options{problem}" for problem in degradations.options_problems(degradation_options)]
+    problems += [f"data.degradation_options{problem}" for problem in options_problems(degradation_options)]
     if batch_size < 1:
         problems.append(f"data.batch_size={batch_size} must be at least 1")
     if num_workers < 0:

@@ -32,74 +32,15 @@ draws are made on the batch's device from torch's global generator: no host-devi
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from medivision.data.acquisition import gaussian_psf, kspace_lowpass, rician_magnitude, separable, upsample
-from medivision.data.operators import WINDOWS
-from medivision.data.options import mapping_problems, settings_from
-
-DEGRADATIONS = ("bicubic", "kspace", "kspace_noise", "blur_noise", "random")
-# The kinds with random draws: their validation and test LR need per-image seeds.
-RANDOM_KINDS = ("kspace_noise", "blur_noise", "random")
-
-
-@dataclass(frozen=True)
-class DegradationOptions:
-    """The settings of the degradations (`data.degradation_options`); each kind reads the ones it uses."""
-
-    window: str = "none"  # kspace, kspace_noise: taper of the kept k-space band, none | hann | tukey
-    tukey_alpha: float = 0.5  # tukey: the fraction of the band that tapers (0: none, 1: Hann)
-    noise: tuple[float, float] = (0.01, 0.04)  # kspace_noise, blur_noise: noise std range, full intensity = 1
-    psf_sigma: float = 1.7  # blur_noise: Gaussian PSF std in HR pixels (FWHM about one LR pixel at 4x)
-    kinds: tuple[str, ...] = ("bicubic", "kspace", "kspace_noise", "blur_noise")  # random: drawn from these
-
-    @classmethod
-    def from_config(cls, options: Mapping[str, Any] | None) -> DegradationOptions:
-        """Options from a config mapping (missing keys keep their defaults). Callers check the mapping first with
-        options_problems, which lets them name their own config key; a bad mapping raises ValueError."""
-        problems = options_problems(options)
-        values = dict(options or {})
-        if "noise" in values and not problems:
-            values["noise"] = _noise_range(values["noise"])
-        return settings_from(cls, values, problems, "degradation_options")
-
-
-def options_problems(options: Mapping[str, Any] | None) -> list[str]:
-    """What is wrong with a degradation options mapping; [] when it is fine. Each problem is written to follow
-    the name the caller's config gives the mapping: ".window='x' is not one of ..." or "=... must be ..."."""
-    if options is None:
-        return []
-    problems = mapping_problems(options, DegradationOptions)
-    if not isinstance(options, Mapping):
-        return problems
-    if "window" in options and options["window"] not in WINDOWS:
-        problems.append(f".window={options['window']!r} is not one of {', '.join(WINDOWS)}")
-    alpha = options.get("tukey_alpha", 0.5)
-    if not _is_number(alpha) or not 0 <= alpha <= 1:
-        problems.append(f".tukey_alpha={alpha!r} must be a number in [0, 1]")
-    if "noise" in options:
-        try:
-            low, high = _noise_range(options["noise"])
-            if not 0 <= low <= high < 1:
-                raise ValueError
-        except (TypeError, ValueError):
-            problems.append(f".noise={_plain(options['noise'])!r} must be a noise std in [0, 1) or a range "
-                            f"[low, high] with 0 <= low <= high < 1")
-    sigma = options.get("psf_sigma", 1.0)
-    if not _is_number(sigma) or sigma <= 0:
-        problems.append(f".psf_sigma={sigma!r} must be a positive number (HR pixels)")
-    if "kinds" in options:
-        kinds = options["kinds"]
-        allowed = [kind for kind in DEGRADATIONS if kind != "random"]
-        if isinstance(kinds, str) or not isinstance(kinds, Sequence) or not kinds or not set(kinds) <= set(allowed):
-            problems.append(f".kinds={_plain(kinds)!r} must be a non-empty list of {', '.join(allowed)}")
-    return problems
+from medivision.data.degradation_options import DEGRADATIONS, RANDOM_KINDS, DegradationOptions
 
 
 class Draws(NamedTuple):
@@ -231,20 +172,3 @@ def _dihedral(x: Tensor, transform: int, square: bool) -> Tensor:
         return x.flip(dims) if dims else x
     rotated = torch.rot90(x, transform % 4, dims=(-2, -1))
     return rotated.flip(-1) if transform >= 4 else rotated
-
-
-def _noise_range(noise: Any) -> tuple[float, float]:
-    if _is_number(noise):
-        return float(noise), float(noise)
-    if isinstance(noise, str) or not isinstance(noise, Sequence) or len(noise) != 2 or not all(map(_is_number, noise)):
-        raise TypeError(noise)
-    return float(noise[0]), float(noise[1])
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _plain(value: Any) -> Any:
-    """Config lists as plain lists in messages (ListConfig prints its type otherwise)."""
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value

@@ -1,17 +1,16 @@
 """Loading checkpoints as data: tensors and plain containers only, never arbitrary pickled code."""
 
+import json
 import warnings
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
+from medivision.inference.model_file import UNRECORDED_INTENSITY, provenance, read_model_file
 from medivision.nets import SRResNet
 
 EMA_PREFIX = "ema.module."
-# Models from before the policy was recorded read image files by their dtype's range (8 bits /255, 16 bits
-# /65535); NIfTI volumes were divided by a percentile, which no policy reproduces.
-UNRECORDED_INTENSITY = "dtype"
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -76,18 +75,24 @@ class TrainedGenerator(NamedTuple):
 
 
 def load_generator(path: str | Path) -> TrainedGenerator:
-    """The EMA generator of a MediVision checkpoint, its SRResNet config, intensity policy and provenance.
+    """The EMA generator of a MediVision checkpoint, or the generator of a MediVision model file (.safetensors,
+    medivision.inference.model_file), with its SRResNet config, intensity policy and provenance.
 
-    The network is built from the checkpoint's own config, so checkpoints of any size load. Raises
-    ValueError naming the file when the weights do not fit that config (a checkpoint edited or saved
-    by another model), besides the errors of load_checkpoint.
+    The network is built from the file's own config, so models of any size load. Raises ValueError naming
+    the file when the weights do not fit that config (a file edited or saved by another model), besides the
+    errors of load_checkpoint and read_model_file.
     """
+    if Path(path).suffix.lower() == ".safetensors":
+        weights, metadata = read_model_file(path)
+        config = json.loads(metadata["generator"])
+        network = build_generator(config, {key: torch.from_numpy(value) for key, value in weights.items()}, path)
+        return TrainedGenerator(network, config, metadata.get("intensity", "minmax"), provenance(metadata))
     checkpoint = load_checkpoint(path)
     config = generator_config(checkpoint, path)
     generator = build_generator(config, ema_generator_weights(checkpoint, path), path)
     intensity = str((checkpoint.get("hyper_parameters") or {}).get("intensity", UNRECORDED_INTENSITY))
-    provenance = checkpoint.get("provenance")
-    return TrainedGenerator(generator, config, intensity, provenance if isinstance(provenance, dict) else {})
+    made = checkpoint.get("provenance")
+    return TrainedGenerator(generator, config, intensity, made if isinstance(made, dict) else {})
 
 
 def build_generator(config: dict, weights: dict[str, torch.Tensor], path: str | Path) -> SRResNet:

@@ -1,27 +1,41 @@
-"""Data consistency: back-projection, so that degrade(SR) matches the measured LR."""
+"""Data consistency: how far degrade(SR) lies from the measured LR, and back-projection to close the gap. Both use
+the degradation's own forward model (medivision.data.operators), so they need no torch."""
 
 from __future__ import annotations
 
-import torch.nn.functional as F
-from torch import Tensor
+import numpy as np
 
-from medivision.data.degradations import DegradationOptions, degrade
+from medivision.data.degradation_options import ForwardModel
+from medivision.data.operators import upsample_array
+
+# An output identical to its reference would score inf; reported as this instead, the PSNR of an MSE of 1e-12.
+MAX_PSNR = 120.0
 
 
-def make_consistent(sr: Tensor, lr: Tensor, scale: int, degradation: str = "bicubic",
-                    iterations: int = 20, options: DegradationOptions | None = None) -> Tensor:
+def lr_consistency_psnr(sr: np.ndarray, lr: np.ndarray, scale: int, forward: ForwardModel) -> np.ndarray:
+    """PSNR (dB, data range 1) of degrade(sr) against the LR input, per image: float [N] from SR [N, C, s*h, s*w]
+    and LR [N, C, h, w] in [0, 1], at most MAX_PSNR.
+
+    How far an output strays from what was actually measured: the LR input is all the evidence the model had,
+    so a good SR image degrades back to it (bicubic upsampling scores high here too; this measures
+    faithfulness, not quality).
+    """
+    error = (forward.degrade(sr, scale).astype(np.float64) - lr).reshape(len(lr), -1)
+    mse = np.maximum((error ** 2).mean(1), 1e-12)
+    return np.minimum(-10.0 * np.log10(mse), MAX_PSNR)
+
+
+def make_consistent(sr: np.ndarray, lr: np.ndarray, scale: int, forward: ForwardModel,
+                    iterations: int = 20) -> np.ndarray:
     """Correct SR so that degrade(SR) matches the measured LR: iterative back-projection of the residual.
 
-    sr: float [N, C, scale*h, scale*w] in [0, 1]; lr: float [N, C, h, w] in [0, 1], the input it was made
-    from. Each iteration adds the LR residual lr - degrade(sr), upsampled bicubically, to sr and clamps
-    to [0, 1] (Irani and Peleg, 1991). The correction only moves what the LR image measures (the low
-    frequencies); the detail the network added on top is kept. Returns a tensor shaped like sr.
-    degrade() here is the degradation's noise-free forward model (noise cannot be matched; bicubic for a
-    `random` mix), with the kinds' `options`.
+    sr: float32 [N, C, scale*h, scale*w] in [0, 1]; lr: float32 [N, C, h, w] in [0, 1], the input it was made
+    from. Each iteration adds the LR residual lr - degrade(sr), upsampled bicubically, to sr and clips to
+    [0, 1] (Irani and Peleg, 1991). The correction only moves what the LR image measures (the low
+    frequencies); the detail the network added on top is kept. Returns float32 shaped like sr.
     """
-    corrected = sr.clone()
+    corrected = sr.astype(np.float32, copy=True)
     for _ in range(iterations):
-        residual = lr - degrade(corrected, scale, degradation, options, noise=False)
-        corrected += F.interpolate(residual, scale_factor=scale, mode="bicubic", align_corners=False)
-        corrected.clamp_(0.0, 1.0)
+        corrected += upsample_array(lr - forward.degrade(corrected, scale), scale)
+        np.clip(corrected, 0.0, 1.0, out=corrected)
     return corrected

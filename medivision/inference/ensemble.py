@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import torch
-from torch import Tensor
+import numpy as np
 
 ENSEMBLES = (1, 8)
 
@@ -23,24 +22,25 @@ def check_ensemble(ensemble: int) -> int:
     return int(ensemble)
 
 
-def self_ensemble(run: Callable[[Tensor], Tensor], lr: Tensor, ensemble: int = 8) -> tuple[Tensor, Tensor | None]:
-    """lr float [N, C, h, w] in [0, 1] -> (SR float [N, C, s*h, s*w] in [0, 1], uncertainty of the same shape, or
-    None for ensemble=1). `run` super-resolves a batch of any size (non-square images come back transposed by
-    the odd rotations and are turned back). ensemble=8 costs 8 passes."""
+def self_ensemble(run: Callable[[np.ndarray], np.ndarray], lr: np.ndarray,
+                  ensemble: int = 8) -> tuple[np.ndarray, np.ndarray | None]:
+    """lr float32 [N, C, h, w] in [0, 1] -> (SR float32 [N, C, s*h, s*w] in [0, 1], uncertainty of the same shape,
+    or None for ensemble=1). `run` super-resolves a batch of any size (non-square images come back transposed
+    by the odd rotations and are turned back). ensemble=8 costs 8 passes."""
     if check_ensemble(ensemble) == 1:
         return run(lr), None
-    outputs = torch.stack([_turn_back(run(_turn(lr, transform)), transform) for transform in range(8)])
-    return outputs.mean(0), outputs.std(0, correction=0)
+    outputs = np.stack([_turn_back(run(_turn(lr, transform)), transform) for transform in range(8)])
+    return outputs.mean(0, dtype=np.float32), outputs.std(0, dtype=np.float32)
 
 
-def _turn(x: Tensor, transform: int) -> Tensor:
+def _turn(x: np.ndarray, transform: int) -> np.ndarray:
     """Symmetry `transform` (0..7) of the square: rot90 by transform % 4, then a left-right flip for 4..7."""
-    turned = torch.rot90(x, transform % 4, dims=(-2, -1))
-    return turned.flip(-1) if transform >= 4 else turned
+    turned = np.rot90(x, transform % 4, axes=(-2, -1))
+    return np.ascontiguousarray(turned[..., ::-1] if transform >= 4 else turned)
 
 
-def _turn_back(x: Tensor, transform: int) -> Tensor:
+def _turn_back(x: np.ndarray, transform: int) -> np.ndarray:
     """The inverse of _turn."""
     if transform >= 4:
-        x = x.flip(-1)
-    return torch.rot90(x, -(transform % 4), dims=(-2, -1))
+        x = x[..., ::-1]
+    return np.rot90(x, -(transform % 4), axes=(-2, -1))

@@ -1,4 +1,5 @@
-"""MediVision model files: a generator's weights and how it was made, in one safetensors file.
+"""MediVision model files: a generator's weights and how it was made, in one safetensors file (read with numpy:
+no torch needed). Exported ONNX files carry the same metadata.
 
 safetensors holds tensors and a flat string -> string metadata map, and loading one runs no code. The
 metadata of a MediVision model file (all values strings; JSON where structured):
@@ -9,7 +10,7 @@ metadata of a MediVision model file (all values strings; JSON where structured):
   degradation  how its training LR was made: {"kind", "options"} (JSON, from the training data config)
   command      the training command; commit: the code's git commit at training; data: the data config (JSON)
   checkpoint   the checkpoint it was exported from; note: that its outputs are estimates
-The package ships one such file, the general model (BUNDLED_MODEL), with its model card beside it.
+The package ships the general model (BUNDLED_MODEL) as such a file and as ONNX, with its model card beside them.
 """
 
 from __future__ import annotations
@@ -17,54 +18,63 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 from safetensors import safe_open
-from safetensors.torch import save_file
-
-from medivision.inference.checkpoints import TrainedGenerator, build_generator
+from safetensors.numpy import save_file
 
 FORMAT = "medivision-sr-1"
-BUNDLED_MODEL = "general.safetensors"
+BUNDLED_MODEL = "general"  # medivision/weights/general.safetensors and general.onnx, the same network
+# Models from before the policy was recorded read image files by their dtype's range (8 bits /255, 16 bits
+# /65535); NIfTI volumes were divided by a percentile, which no policy reproduces.
+UNRECORDED_INTENSITY = "dtype"
 NOTE = "outputs are model estimates, not measurements; input and output in [0, 1]"
 
 
-def bundled_model_path() -> Path:
-    """The general model shipped inside the package (medivision/weights/), with MODEL_CARD.md beside it."""
-    path = Path(str(resources.files("medivision"))) / "weights" / BUNDLED_MODEL
+def bundled_model_path(suffix: str = ".onnx") -> Path:
+    """The general model shipped inside the package (medivision/weights/), as ONNX (what the core install runs)
+    or .safetensors (the torch backend's), with MODEL_CARD.md beside it."""
+    path = Path(str(resources.files("medivision"))) / "weights" / (BUNDLED_MODEL + suffix)
     if not path.is_file():
         raise FileNotFoundError(f"the bundled model {path} is missing from this installation: reinstall medivision, "
                                 "or pass ckpt=PATH")
     return path
 
 
-def write_model_file(trained: TrainedGenerator, output: Path, source: str) -> dict[str, str]:
-    """Write a trained generator (weights float32) and its metadata (see the module docstring) to `output`;
-    `source` names the checkpoint it came from. Returns the metadata written."""
-    data = trained.provenance.get("data", {})
-    metadata = {
+def model_metadata(config: dict, intensity: str, provenance: dict, source: str) -> dict[str, str]:
+    """The metadata of a MediVision model file (see the module docstring), as ONNX files carry it too: a generator's
+    SRResNet `config`, its intensity policy, its provenance ({"command", "commit", "data"}) and `source`, the
+    file it came from."""
+    data = provenance.get("data", {})
+    return {
         "format": FORMAT,
-        "generator": json.dumps(trained.config),
-        "scale": str(trained.config["scale"]),
-        "intensity": trained.intensity,
-        "degradation": json.dumps({"kind": data.get("degradation", "unknown"),
-                                   "options": data.get("degradation_options", {})}),
-        "command": trained.provenance.get("command", "unknown"),
-        "commit": trained.provenance.get("commit", "unknown"),
+        "generator": json.dumps(config),
+        "scale": str(config["scale"]),
+        "intensity": intensity,
+        "degradation": json.dumps({"kind": data.get("degradation", "bicubic"),
+                                   "options": data.get("degradation_options") or {}}),
+        "command": provenance.get("command", "unknown"),
+        "commit": provenance.get("commit", "unknown"),
         "data": json.dumps(data),
         "checkpoint": source,
         "note": NOTE,
     }
-    weights = {key: value.detach().float().contiguous() for key, value in trained.network.state_dict().items()}
-    save_file(weights, str(output), metadata=metadata)
-    return metadata
 
 
-def read_model_file(path: str | Path) -> tuple[TrainedGenerator, dict[str, str]]:
-    """The generator of a MediVision model file and the file's metadata. Raises ValueError naming the file for
-    a file that is not safetensors, or one without MediVision's metadata (a safetensors file of another model)."""
+def write_model_file(weights: dict[str, np.ndarray], metadata: dict[str, str], output: Path) -> None:
+    """Write a generator's weights (float32 arrays by state-dict key) and its metadata (model_metadata)."""
+    save_file({key: np.ascontiguousarray(value, np.float32) for key, value in weights.items()}, str(output),
+              metadata=metadata)
+
+
+def read_model_file(path: str | Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The weights (float32 arrays by state-dict key) and metadata of a MediVision model file. Raises ValueError
+    naming the file for a file that is not safetensors, or one without MediVision's metadata (a safetensors
+    file of another model)."""
     path = Path(path)
     try:
-        with safe_open(str(path), framework="pt") as handle:
+        with safe_open(str(path), framework="numpy") as handle:
             metadata = handle.metadata() or {}
             weights = {key: handle.get_tensor(key) for key in handle.keys()}
     except Exception as error:  # safetensors raises SafetensorError and OSError subtypes for bad headers and sizes
@@ -74,11 +84,21 @@ def read_model_file(path: str | Path) -> tuple[TrainedGenerator, dict[str, str]]
         raise ValueError(f"{path} is a safetensors file without MediVision metadata (format={FORMAT}, generator "
                          "config): it holds some other model; write one with python -m medivision.export "
                          "ckpt=... format=safetensors")
-    config = json.loads(metadata["generator"])
-    generator = build_generator(config, weights, path)
-    provenance = {"command": metadata.get("command", "unknown"), "commit": metadata.get("commit", "unknown"),
-                  "data": json.loads(metadata.get("data", "{}"))}
-    return TrainedGenerator(generator, config, metadata.get("intensity", "minmax"), provenance), metadata
+    return weights, metadata
+
+
+def provenance(metadata: dict[str, str]) -> dict[str, Any]:
+    """How a model was made, from its file's metadata: {"command", "commit", "data"}."""
+    return {"command": metadata.get("command", "unknown"), "commit": metadata.get("commit", "unknown"),
+            "data": json.loads(metadata.get("data", "{}"))}
+
+
+def degradation(metadata: dict[str, str]) -> tuple[str, dict]:
+    """The degradation a model was trained for, from its file's metadata: (kind, options); bicubic where a file
+    does not say."""
+    recorded = json.loads(metadata.get("degradation", "{}"))
+    kind = recorded.get("kind", "bicubic")
+    return ("bicubic" if kind == "unknown" else kind), dict(recorded.get("options") or {})
 
 
 def short_commit(commit: str) -> str:

@@ -25,7 +25,7 @@ def evaluate_on(models: dict[str, SRModel], datamodule: SRDataModule) -> dict[st
         hr, lr = batch["hr"], batch["lr"]
         bicubic = _scores(upsample_bicubic(lr, datamodule.scale), hr)
         for name, model in models.items():
-            scores = _scores(model(lr), hr)
+            scores = _scores(torch.from_numpy(model(lr.numpy())), hr)
             for metric, values in (*scores.items(), *((f"bicubic_{k}", v) for k, v in bicubic.items())):
                 sums[name][metric] += float(values.sum())
         count += len(hr)

@@ -8,12 +8,10 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from medivision.data.degradations import DegradationOptions, degrade
+from medivision.data.degradation_options import DegradationOptions, ForwardModel
+from medivision.inference.consistency import MAX_PSNR, lr_consistency_psnr
 
 METRICS = ("psnr", "ssim", "fg_psnr", "fg_ssim", "lr_psnr", "bg_mean")
-# An image identical to its reference (bicubic of a blank slice) would score inf; reported as this instead,
-# the PSNR of an MSE of 1e-12.
-MAX_PSNR = 120.0
 
 
 def psnr(sr: Tensor, hr: Tensor) -> Tensor:
@@ -28,18 +26,6 @@ def psnr(sr: Tensor, hr: Tensor) -> Tensor:
 def ssim(sr: Tensor, hr: Tensor) -> Tensor:
     """SSIM (Gaussian 11x11, data range 1) of each image: float [B] from [B, C, H, W] in [0, 1]."""
     return structural_similarity_index_measure(sr, hr, data_range=1.0, reduction="none")
-
-
-def lr_consistency_psnr(sr: Tensor, lr: Tensor, scale: int, degradation: str = "bicubic",
-                        options: DegradationOptions | None = None) -> Tensor:
-    """PSNR (dB, data range 1) of degrade(sr) against the LR input, per image: [N].
-
-    How far an output strays from what was actually measured: the LR input is all the evidence the
-    model had, so a good SR image degrades back to it (bicubic upsampling scores high here too; this
-    measures faithfulness, not quality). degrade() is the noise-free forward model (bicubic for a `random`
-    mix), with the kinds' `options`, as in medivision.inference.consistency.make_consistent.
-    """
-    return psnr(degrade(sr, scale, degradation, options, noise=False), lr)
 
 
 def foreground_mask(hr: Tensor, level: float = 0.05, dilation: int = 2) -> Tensor:
@@ -79,7 +65,8 @@ def image_metrics(sr: Tensor, hr: Tensor, lr: Tensor, mask: Tensor, scale: int,
     psnr, ssim: the whole image (see psnr and ssim).
     fg_psnr, fg_ssim: the same within `mask` only (PSNR over the mask's pixels; the SSIM map averaged
     over them); NaN for an image whose mask is empty (no brain to score).
-    lr_psnr: PSNR of degrade(SR) against LR, how far the output strays from what was measured.
+    lr_psnr: PSNR of degrade(SR) against LR, how far the output strays from what was measured
+    (medivision.inference.consistency.lr_consistency_psnr, as enhance reports it).
     bg_mean: the mean of SR outside `mask` (the background, in [0, 1] units: a real scan's noise floor there is
     not 0); NaN for an image that is all brain.
     """
@@ -95,7 +82,8 @@ def image_metrics(sr: Tensor, hr: Tensor, lr: Tensor, mask: Tensor, scale: int,
         "fg_psnr": torch.stack(inside),
         "fg_ssim": torch.where(weights.flatten(1).sum(1) > 0, (ssim_map * weights).flatten(1).sum(1) / pixels,
                                float("nan")),
-        "lr_psnr": lr_consistency_psnr(sr, lr, scale, degradation, options),
+        "lr_psnr": torch.from_numpy(lr_consistency_psnr(sr.cpu().numpy(), lr.cpu().numpy(), scale,
+                                                        ForwardModel.of(degradation, options))).float(),
         "bg_mean": background_mean(sr, mask),
     }
 

@@ -13,7 +13,7 @@ help:  ## list the targets
 
 $(STAMP): pyproject.toml $(CONSTRAINTS)
 	python3 -m venv $(VENV)
-	$(PY) -m pip install $(PIP) -c $(CONSTRAINTS) -e '.[dev,demo,sweep]'
+	$(PY) -m pip install $(PIP) -c $(CONSTRAINTS) -e '.[train,dev,demo,sweep]'
 	touch $(STAMP)
 
 install: $(STAMP)  ## create .venv and install the project with its dev, demo and sweep extras, as constraints.txt pins
@@ -21,7 +21,7 @@ install: $(STAMP)  ## create .venv and install the project with its dev, demo an
 lock:  ## re-resolve the newest versions pyproject.toml allows into constraints.txt (then: make test, commit both)
 	rm -rf .lock-venv
 	python3 -m venv .lock-venv
-	.lock-venv/bin/python -m pip install $(PIP) -e '.[dev,demo,sweep]'
+	.lock-venv/bin/python -m pip install $(PIP) -e '.[train,dev,demo,sweep]'
 	{ echo "# Written by 'make lock' on $$(date -u +%Y-%m-%d): what make install and .ci/run install."; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable; } > .lock-venv/constraints.txt
 	mv .lock-venv/constraints.txt $(CONSTRAINTS)

@@ -10,28 +10,32 @@ import json
 import os
 from pathlib import Path
 
-import hydra
-import lightning as L
-import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
+from medivision.io.command_line import command_line
+from medivision.io.errors import one_line_errors, train_extra
 
-from medivision.benchmarks.data import measure_data
-from medivision.benchmarks.inference import VARIANTS, measure_inference
-from medivision.benchmarks.machine import describe
-from medivision.benchmarks.synthetic import write_kaggle_layout
-from medivision.benchmarks.table import format_report
-from medivision.benchmarks.training import measure_training
-from medivision.data.datamodule import SRDataModule
-from medivision.data.decode import available_cpus
-from medivision.inference.checkpoints import TrainedGenerator, load_generator
-from medivision.io.errors import one_line_errors
-from medivision.nets import SRResNet
-from medivision.training.launching import command_line_overrides
+with train_extra("medivision.benchmark"):
+    import hydra
+    import lightning as L
+    import torch
+    from hydra.utils import instantiate
+    from omegaconf import DictConfig, open_dict
+
+    from medivision.benchmarks.data import measure_data
+    from medivision.benchmarks.inference import VARIANTS, measure_inference
+    from medivision.benchmarks.machine import describe
+    from medivision.benchmarks.synthetic import write_kaggle_layout
+    from medivision.benchmarks.table import format_report
+    from medivision.benchmarks.training import measure_training
+    from medivision.data.datamodule import SRDataModule
+    from medivision.data.decode import available_cpus
+    from medivision.inference.checkpoints import TrainedGenerator, load_generator
+    from medivision.nets import SRResNet
+    from medivision.training.launching import command_line_overrides
 
 SECTIONS = ("training", "inference", "data")
 
 
+@command_line("benchmark", __doc__)
 @hydra.main(version_base="1.3", config_path="conf", config_name="benchmark")
 @one_line_errors("medivision.benchmark")
 def main(cfg: DictConfig) -> None:

@@ -16,11 +16,13 @@ import statistics
 from datetime import date
 from pathlib import Path
 
-from matplotlib.figure import Figure
+from medivision.io.errors import one_line_errors, train_extra
 
-from medivision.io.errors import one_line_errors
-from medivision.report.runs import load_runs
-from medivision.report.tables import markdown_table, write_csv
+with train_extra("medivision.compare"):
+    from matplotlib.figure import Figure
+
+    from medivision.report.runs import load_runs
+    from medivision.report.tables import markdown_table, write_csv
 
 # Config keys that say where or how a run was logged, not what was trained.
 NOT_SETTINGS = ("paths.", "hydra.", "logger.", "callbacks.", "data.root", "data.cache_dir", "run_name", "group",

@@ -11,21 +11,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from medivision.io.command_line import command_line
+from medivision.io.errors import one_line_errors, train_extra
 
-from medivision.data.contrast import FAMILY_NAMES
-from medivision.data.datamodule import SRDataModule
-from medivision.inference.ensemble import check_ensemble, self_ensemble
-from medivision.inference.models import load_model
-from medivision.io.errors import one_line_errors
-from medivision.report.matrix import METRICS, evaluate_on, heat_map, matrix_tables
-from medivision.report.tables import write_csv
+with train_extra("medivision.contrast_matrix"):
+    import hydra
+    from hydra.utils import instantiate
+    from omegaconf import DictConfig, OmegaConf
+
+    from medivision.data.contrast import FAMILY_NAMES
+    from medivision.data.datamodule import SRDataModule
+    from medivision.inference.ensemble import check_ensemble, self_ensemble
+    from medivision.inference.models import load_model
+    from medivision.report.matrix import METRICS, evaluate_on, heat_map, matrix_tables
+    from medivision.report.tables import write_csv
 
 BUNDLED = "bundled"
 
 
+@command_line("contrast_matrix", __doc__)
 @hydra.main(version_base="1.3", config_path="conf", config_name="contrast_matrix")
 @one_line_errors("medivision.contrast_matrix")
 def main(cfg: DictConfig) -> None:

@@ -14,16 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import hydra
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from medivision.io.command_line import command_line
+from medivision.io.errors import one_line_errors, train_extra
 
-from medivision.data.datamodule import SRDataModule
-from medivision.data.degradations import DEGRADATIONS
-from medivision.inference.models import load_model
-from medivision.io.errors import one_line_errors
-from medivision.report.matrix import METRICS, evaluate_on, heat_map, matrix_tables
-from medivision.report.tables import write_csv
+with train_extra("medivision.degradation_matrix"):
+    import hydra
+    from hydra.utils import instantiate
+    from omegaconf import DictConfig, OmegaConf
+
+    from medivision.data.datamodule import SRDataModule
+    from medivision.data.degradations import DEGRADATIONS
+    from medivision.inference.models import load_model
+    from medivision.report.matrix import METRICS, evaluate_on, heat_map, matrix_tables
+    from medivision.report.tables import write_csv
 
 
 @dataclass
@@ -36,6 +39,7 @@ class Run:
     seed: int | None
 
 
+@command_line("degradation_matrix", __doc__)
 @hydra.main(version_base="1.3", config_path="conf", config_name="degradation_matrix")
 @one_line_errors("medivision.degradation_matrix")
 def main(cfg: DictConfig) -> None:

@@ -27,35 +27,38 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import hydra
-import numpy as np
-import torch
-import wandb
-from hydra.utils import instantiate
-from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from medivision.io.command_line import command_line
+from medivision.io.errors import one_line_errors, train_extra
 
-from medivision.data.datamodule import SRDataModule
-from medivision.data.degradation_options import ForwardModel
-from medivision.data.degradations import upsample_bicubic
-from medivision.data.real_scans import REAL_SCAN_GROUPS, REAL_SCAN_LR
-from medivision.inference.consistency import make_consistent
-from medivision.inference.ensemble import check_ensemble, self_ensemble
-from medivision.inference.models import SRModel, load_model
-from medivision.io.errors import one_line_errors
-from medivision.report.evaluation import COLUMNS, CONSISTENT, ENSEMBLED, UNCERTAINTY_COLUMNS, markdown, means
-from medivision.report.gate import failures, gate_markdown, group_results
-from medivision.report.metrics import (
-    METRICS,
-    UNCERTAINTY_METRICS,
-    background_mean,
-    foreground_mask,
-    image_metrics,
-    uncertainty_agreement,
-)
-from medivision.report.panels import PanelRow, save_panel
-from medivision.report.tables import write_csv
-from medivision.training.loggers import finish_run
+with train_extra("medivision.evaluate"):
+    import hydra
+    import numpy as np
+    import torch
+    import wandb
+    from hydra.utils import instantiate
+    from lightning.pytorch.loggers import WandbLogger
+    from omegaconf import DictConfig, OmegaConf
+
+    from medivision.data.datamodule import SRDataModule
+    from medivision.data.degradation_options import ForwardModel
+    from medivision.data.degradations import upsample_bicubic
+    from medivision.data.real_scans import REAL_SCAN_GROUPS, REAL_SCAN_LR
+    from medivision.inference.consistency import make_consistent
+    from medivision.inference.ensemble import check_ensemble, self_ensemble
+    from medivision.inference.models import SRModel, load_model
+    from medivision.report.evaluation import COLUMNS, CONSISTENT, ENSEMBLED, UNCERTAINTY_COLUMNS, markdown, means
+    from medivision.report.gate import failures, gate_markdown, group_results
+    from medivision.report.metrics import (
+        METRICS,
+        UNCERTAINTY_METRICS,
+        background_mean,
+        foreground_mask,
+        image_metrics,
+        uncertainty_agreement,
+    )
+    from medivision.report.panels import PanelRow, save_panel
+    from medivision.report.tables import write_csv
+    from medivision.training.loggers import finish_run
 
 
 @dataclass
@@ -73,6 +76,7 @@ class Evaluation:
     gate_failures: list[str] | None = None  # data=real_scans: the groups failing the shipping gate ([]: it passes)
 
 
+@command_line("evaluate", __doc__)
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @one_line_errors("medivision.evaluate")
 def main(cfg: DictConfig) -> None:

@@ -17,22 +17,26 @@ import json
 import warnings
 from pathlib import Path
 
-import hydra
-import numpy as np
-import torch
-from omegaconf import DictConfig
-from torch import nn
+from medivision.io.command_line import command_line
+from medivision.io.errors import one_line_errors, train_extra
 
-from medivision.inference.checkpoints import load_generator
-from medivision.inference.model_file import model_metadata, write_model_file
-from medivision.inference.onnx import OnnxSR
-from medivision.inference.onnx_export import write_onnx
-from medivision.io.errors import one_line_errors
-from medivision.nets import ClampedGenerator
+with train_extra("medivision.export"):
+    import hydra
+    import numpy as np
+    import torch
+    from omegaconf import DictConfig
+    from torch import nn
+
+    from medivision.inference.checkpoints import load_generator
+    from medivision.inference.model_file import model_metadata, write_model_file
+    from medivision.inference.onnx import OnnxSR
+    from medivision.inference.onnx_export import write_onnx
+    from medivision.nets import ClampedGenerator
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt", "safetensors": ".safetensors"}
 
 
+@command_line("export", __doc__)
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 @one_line_errors("medivision.export")
 def main(cfg: DictConfig) -> None:

@@ -5,23 +5,31 @@ Returns the value of `optimized_metric` for the best checkpoint, so Hydra sweepe
 
 from pathlib import Path
 
-import hydra
-import lightning as L
-from hydra.utils import instantiate
-from lightning.pytorch.loggers import WandbLogger
-from omegaconf import DictConfig, OmegaConf
+from medivision.io.command_line import command_line
+from medivision.io.errors import one_line_errors, train_extra
 
-from medivision.inference.checkpoints import load_checkpoint
-from medivision.io.errors import one_line_errors
-from medivision.report.tables import metrics_table
-from medivision.training.launching import check_trainer_arguments, command_line_overrides, refuse_ddp_in_local_multirun
-from medivision.training.loggers import finish_run, make_loggers, start_loggers
-from medivision.training.provenance import Provenance
+with train_extra("medivision.train"):
+    import hydra
+    import lightning as L
+    from hydra.utils import instantiate
+    from lightning.pytorch.loggers import WandbLogger
+    from omegaconf import DictConfig, OmegaConf
+
+    from medivision.inference.checkpoints import load_checkpoint
+    from medivision.report.tables import metrics_table
+    from medivision.training.launching import (
+        check_trainer_arguments,
+        command_line_overrides,
+        refuse_ddp_in_local_multirun,
+    )
+    from medivision.training.loggers import finish_run, make_loggers, start_loggers
+    from medivision.training.provenance import Provenance
 
 # ckpt_path values Lightning resolves itself (to the run's own checkpoints); anything else names a file
 LIGHTNING_CKPT_PATHS = ("last", "best", "hpc", "registry")
 
 
+@command_line("train", __doc__)
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @one_line_errors("medivision.train")
 def main(cfg: DictConfig) -> float | None:

@@ -11,7 +11,8 @@ from omegaconf import DictConfig
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from medivision.enhance import Report, enhance
+from medivision.enhance import enhance
+from medivision.io.run_summary import RunSummary
 from tests.conftest import brain_like
 from tests.training import CONF_DIR
 
@@ -24,7 +25,7 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
         return compose(name, overrides=overrides)
 
 
-def run(checkpoint: Path, source: Path, output: Path, *extra: str) -> Report:
+def run(checkpoint: Path, source: Path, output: Path, *extra: str) -> RunSummary:
     """`python -m medivision.enhance ckpt=checkpoint input=source output=output *extra`, in-process."""
     return enhance(compose_config("enhance", [f"ckpt={checkpoint}", f"input={source}", f"output={output}", *extra]))
 

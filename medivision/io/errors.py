@@ -12,6 +12,7 @@ particular: here each command can import it and it imports nothing of the packag
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import pickle
@@ -25,6 +26,10 @@ from hydra.errors import InstantiationException
 # torch.load(weights_only=True) raises for a file that holds code.
 USER_ERRORS = (ValueError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError,
                pickle.UnpicklingError)
+
+# What the [train] extra adds to the core install (pyproject.toml); the commands other than enhance need them.
+TRAIN_PACKAGES = ("torch", "torchvision", "lightning", "torchmetrics", "wandb", "matplotlib", "onnx", "scipy")
+TRAIN_EXTRA = "pip install 'medivision[train]'"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,3 +67,16 @@ def user_error(error: BaseException) -> BaseException | None:
 def one_line(error: BaseException) -> str:
     """The error's message with its lines joined, so that nothing of it hides below the first line."""
     return " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+
+
+@contextlib.contextmanager
+def train_extra(command: str):
+    """Around a command's imports: where a package of the [train] extra is missing (a core install), the command
+    ends with one line naming the extra instead of an import traceback."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in TRAIN_PACKAGES:
+            raise
+        sys.exit(f"{command}: needs PyTorch and the rest of the [train] extra ({error.name} is not installed): "
+                 f"{TRAIN_EXTRA}")

@@ -65,12 +65,20 @@ class IntensityMap:
         """[0, 1] -> stored values of `dtype` in [low, high] (rounded to the nearest integer for integer dtypes)."""
         values = self.low + np.clip(unit.astype(np.float64), 0.0, 1.0) * self.span
         if np.issubdtype(self.dtype, np.integer):
-            values = np.clip(np.rint(values), self.low, self.high)  # guards float rounding at the ends only
+            info = np.iinfo(self.dtype)  # a stretched spread map's high lies beyond the dtype
+            values = np.clip(np.rint(values), max(self.low, info.min), min(self.high, info.max))
         return values.astype(self.dtype)
 
-    def spread(self) -> IntensityMap:
+    def spread(self, peak: float = 0.0) -> IntensityMap:
         """The map for differences of this map's values (an uncertainty map, a standard deviation in [0, 1] units):
-        value = unit * span, no offset, in the same dtype (capped at its largest value)."""
+        value = unit * span, no offset, in the same dtype (capped at its largest value).
+
+        In 8 bits such a map is a few values out of 255, which a viewer shows black; given `peak` (the map's
+        largest value, in [0, 1] units), an 8-bit map is stretched instead so that `peak` is stored as 255:
+        value = unit * 255 / peak, which describe() writes down.
+        """
+        if np.dtype(self.dtype) == np.uint8 and peak > 0:
+            return IntensityMap(0.0, 255.0 / peak, self.dtype)
         high = self.span if not np.issubdtype(self.dtype, np.integer) else min(self.span, np.iinfo(self.dtype).max)
         return IntensityMap(0.0, float(high), self.dtype)
 

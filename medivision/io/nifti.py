@@ -77,6 +77,10 @@ def from_slices(slices: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(slices[:, 0], 0, axis)
 
 
+# NIfTI-1 extension code 6: a free-text comment (nibabel calls it "comment"), which every reader can show.
+COMMENT_EXTENSION = 6
+
+
 def derive(source: nib.Nifti1Image, volume: np.ndarray, axis: int, scale: int, note: str) -> nib.Nifti1Image:
     """The SR volume as a NIfTI image of the source's class, on a grid `scale` times finer in-plane.
 
@@ -87,7 +91,8 @@ def derive(source: nib.Nifti1Image, volume: np.ndarray, axis: int, scale: int, n
     own form and keep its code (the two may place the volume in different spaces, e.g. scanner and MNI
     coordinates). The on-disk dtype is kept (nibabel
     rescales float values into an integer dtype with scl_slope/scl_inter); cal_min/cal_max are the new
-    volume's range; `descrip` says the volume is a model estimate.
+    volume's range; `descrip` says the volume is a model estimate, in as much of `note` as its 80 bytes hold,
+    and a comment extension (NIfTI extension code 6) holds `note` whole, naming the model in full.
     """
     to_source = np.eye(4)
     for in_plane in (a for a in range(3) if a != axis):
@@ -100,6 +105,7 @@ def derive(source: nib.Nifti1Image, volume: np.ndarray, axis: int, scale: int, n
     derived.set_data_dtype(source.get_data_dtype())
     derived.header["cal_min"], derived.header["cal_max"] = float(volume.min()), float(volume.max())
     derived.header["descrip"] = note.encode("ascii", "replace")[:_DESCRIP_BYTES - 1]
+    derived.header.extensions.append(nib.nifti1.Nifti1Extension(COMMENT_EXTENSION, note.encode("utf-8")))
     return derived
 
 

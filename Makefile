@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 PIP := --quiet --disable-pip-version-check
 
-.PHONY: help install lock demo bundle test lint clean-outputs
+.PHONY: help install lock demo bundle test lint gpu-check clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ test: $(STAMP)  ## run the test suite (CPU, tiny models)
 lint: $(STAMP)  ## ruff over the package and tests; the import layers of pyproject.toml (import-linter)
 	$(PY) -m ruff check medivision tests
 	$(VENV)/bin/lint-imports
+
+# How to run it on a GPU machine without the project installed: experiments/benchmarks/README.md, "GPU".
+gpu-check:  ## one GPU, 8 min at most: GPU tests, train and resume, benchmark, bf16/NaN checks (ARGS=--tiny: CPU trial)
+	bash benchmarks/gpu_check.sh $(ARGS)
 
 clean-outputs:  ## delete run outputs (outputs/) and caches (.cache/)
 	rm -rf outputs .cache

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+from importlib.metadata import PackageNotFoundError, version
 
 import lightning
 import torch
@@ -20,8 +21,6 @@ def describe(device: torch.device, precision: str) -> dict:
     load_average: the 1-minute load average as the benchmark starts; more than the benchmark's own
     threads means other work shared the processor, and the numbers are low.
     """
-    import onnxruntime
-
     return {
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu": _cpu_name(),
@@ -29,7 +28,7 @@ def describe(device: torch.device, precision: str) -> dict:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "lightning": lightning.__version__,
-        "onnxruntime": onnxruntime.__version__,
+        "onnxruntime": _version("onnxruntime"),
         "threads": torch.get_num_threads(),
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
@@ -50,6 +49,14 @@ def conv_gflops(device: torch.device, dtype: torch.dtype, repeats: int = 10) -> 
     for _ in range(repeats):
         conv(x)
     return repeats * 2 * 64 * 64 * 9 * 32 * 32 * 64 / (now(device) - start) / 1e9
+
+
+def _version(package: str) -> str | None:
+    """The installed version of `package`, None where it is not installed (only the onnxruntime variant needs it)."""
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
 
 
 def _cpu_name() -> str:

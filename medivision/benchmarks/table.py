@@ -10,8 +10,9 @@ def format_report(report: dict) -> str:
     lines = [
         f"MediVision benchmark, {machine['date']}",
         f"command: {report['command']}",
-        f"machine: {machine['cpu']}, {machine['cpu_cores']} cores; Python {machine['python']}, "
-        f"torch {machine['torch']}, lightning {machine['lightning']}, onnxruntime {machine['onnxruntime']}",
+        f"machine: {machine['cpu']}, {machine['cpu_cores']} cores; Python {machine['python']}, torch "
+        f"{machine['torch']}, lightning {machine['lightning']}, "
+        f"onnxruntime {machine['onnxruntime'] or 'not installed'}",
         f"device: {machine['device']} ({machine['device_name']}), {machine['threads']} threads, precision "
         f"{machine['precision']}; load average {machine['load_average']:.2f} at the start",
         f"practical peak, the generator's 3x3 64->64 convolution alone: {machine['conv_gflops_float32']:.0f} GFLOP/s "

@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PY) -m pip install $(PIP) -c $(CONSTRAINTS) -e '.[train,dev,demo,sweep]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the project with its dev, demo and sweep extras, as constraints.txt pins
+install: $(STAMP)  ## create .venv and install the project with its train, dev, demo and sweep extras, as constraints.txt pins
 
 lock:  ## re-resolve the newest versions pyproject.toml allows into constraints.txt (then: make test, commit both)
 	rm -rf .lock-venv

@@ -23,7 +23,7 @@ with train_extra("medivision.degradation_matrix"):
     from omegaconf import DictConfig, OmegaConf
 
     from medivision.data.datamodule import SRDataModule
-    from medivision.data.degradations import DEGRADATIONS
+    from medivision.data.degradation_options import DEGRADATIONS
     from medivision.inference.models import load_model
     from medivision.report.matrix import METRICS, evaluate_on, heat_map, matrix_tables
     from medivision.report.tables import write_csv

@@ -57,7 +57,9 @@ def enhance(cfg: DictConfig) -> RunSummary:
     if intensity != model.intensity:
         logger.warning("intensity=%s: %s was trained on data mapped with %s; its outputs may be off",
                        intensity, model.name, model.intensity)
-    options = cfg.degradation_options if cfg.degradation else model.degradation_options
+    # without degradation=, the model's own, with any degradation_options given laid over its recorded ones
+    options = dict(cfg.degradation_options or {}) if cfg.degradation else {**model.degradation_options,
+                                                                             **(cfg.degradation_options or {})}
     forward = ForwardModel.of(cfg.degradation or model.degradation, DegradationOptions.from_config(options))
     upscaler = Upscaler(model, forward, cfg.tile, cfg.overlap, cfg.batch_size, cfg.consistency,
                         cfg.consistency_iterations, cfg.ensemble)
@@ -65,10 +67,15 @@ def enhance(cfg: DictConfig) -> RunSummary:
     notes = Notes(ESTIMATE_NOTE.format(scale=model.scale, model=model.name),
                   UNCERTAINTY_NOTE.format(scale=model.scale, model=model.name) if cfg.uncertainty else "")
     start = time.perf_counter()
-    with tqdm(total=0, unit="image", disable=len(todo.pairs) < 2 and not todo.nifti, leave=False) as bar:
-        for job in jobs(todo, intensity, cfg.axis, cfg.dicom_format, model.scale, notes, run.skip):
-            bar.total += len(job.unit)
-            attempt(run.skip, [job.source], lambda job=job: _do(job, upscaler, run, bar))
+    # the bar counts images: one per file until a file is read, then its slices or frames
+    with tqdm(total=len(todo.pairs), unit="image", disable=len(todo.pairs) < 2 and not todo.nifti, leave=False) as bar:
+        def skip(source, reason):
+            run.skip(source, reason)
+            bar.update()
+
+        for job in jobs(todo, intensity, cfg.axis, cfg.dicom_format, model.scale, notes, skip):
+            bar.total += len(job.unit) - 1
+            attempt(skip, [job.source], lambda job=job: _do(job, upscaler, run, bar))
     run.seconds = time.perf_counter() - start
     if not run.written:
         raise ValueError(run.skipped[0][1] if len(run.skipped) == 1 else (
@@ -95,13 +102,16 @@ def check(cfg: DictConfig) -> None:
 
 
 def _do(job: Job, upscaler: Upscaler, run: RunSummary, bar) -> Written:
-    """One job: its images through the model, batch by batch, and its files written."""
-    done = list(upscaler.chunks(job.unit, bar.update))
-    spread = [part.spread for part in done if part.spread is not None]
-    result = Result(np.concatenate([part.sr for part in done]), np.concatenate(spread) if spread else None)
-    written = job.write(result)
-    run.add(written, [psnr for part in done for psnr in part.lr_psnr],
-            [mean for part in done for mean in part.mean_spread])
+    """One job: its images through the model batch by batch, each batch stored as the file keeps it, then written."""
+    stored, lr_psnr, mean_spread = [], [], []
+    for part in upscaler.chunks(job.unit, bar.update):
+        stored.append(job.store(Result(part.sr, part.spread)))
+        lr_psnr += part.lr_psnr
+        mean_spread += part.mean_spread
+    spread = [part.spread for part in stored if part.spread is not None]
+    whole = Result(np.concatenate([part.sr for part in stored]), np.concatenate(spread) if spread else None)
+    written = job.write(whole)
+    run.add(written, lr_psnr, mean_spread)
     return written
 
 

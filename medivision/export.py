@@ -28,7 +28,7 @@ with train_extra("medivision.export"):
     from torch import nn
 
     from medivision.inference.checkpoints import load_generator
-    from medivision.inference.model_file import model_metadata, write_model_file
+    from medivision.inference.model_file import model_metadata, read_model_file, write_model_file
     from medivision.inference.onnx import OnnxSR
     from medivision.inference.onnx_export import write_onnx
     from medivision.nets import ClampedGenerator
@@ -59,7 +59,9 @@ def export(cfg: DictConfig) -> dict:
     if output.exists() and not cfg.overwrite:
         raise ValueError(f"output {output} already exists: choose another output=, or pass overwrite=true")
     output.parent.mkdir(parents=True, exist_ok=True)
-    metadata = model_metadata(config, intensity, trained.provenance, checkpoint.name)
+    # a model file passes on the checkpoint it came from, so that its ONNX twin says the same of itself
+    source = read_model_file(checkpoint)[1]["checkpoint"] if checkpoint.suffix == ".safetensors" else checkpoint.name
+    metadata = model_metadata(config, intensity, trained.provenance, source)
     if cfg.format == "onnx":
         write_onnx(model, output, metadata, cfg.opset)
         onnx_model = OnnxSR(output)

@@ -20,7 +20,7 @@ MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
 
 def compose_config(name: str, overrides: list[str]) -> DictConfig:
-    """conf/<name>.yaml composed with `overrides`, as `python -m medivision.<name>` would."""
+    """medivision/conf/<name>.yaml composed with `overrides`, as `python -m medivision.<name>` would."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose(name, overrides=overrides)
 

@@ -19,7 +19,7 @@ def quiet_wandb(monkeypatch):
 
 
 def compose_benchmark(out, *extra):
-    """conf/benchmark.yaml with a tiny model, a few generated 96x96 JPEGs and every output under `out`."""
+    """medivision/conf/benchmark.yaml with a tiny model, a few generated 96x96 JPEGs and every output under `out`."""
     overrides = [
         f"paths.output_dir={out}", f"paths.cache_dir={out / 'cache'}", "data.root=null",
         "benchmark.synthetic.train_images=16", "benchmark.synthetic.test_images=4", "benchmark.synthetic.size=96",

@@ -11,7 +11,8 @@ import torch
 
 from medivision.data.acquisition import gaussian_psf
 from medivision.data.datamodule import SRDataModule
-from medivision.data.degradations import DEGRADATIONS, DegradationOptions, degrade, sample_seeds
+from medivision.data.degradation_options import DEGRADATIONS, DegradationOptions
+from medivision.data.degradations import degrade, sample_seeds
 
 NOISELESS = DegradationOptions(noise=(0.0, 0.0))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx as onnx_file
 import pytest
 import torch
 from PIL import Image
@@ -80,6 +81,14 @@ def test_the_bundled_model_is_small_and_carries_its_provenance():
     # the two bundled files hold the same network, and say the same of it
     assert np.abs(onnx - twin(lr)).max() < 1e-5
     assert (twin.degradation, twin.degradation_options) == (model.degradation, model.degradation_options)
+    onnx_metadata = {prop.key: prop.value for prop in onnx_file.load(str(bundled_model_path(".onnx"))).metadata_props}
+    assert onnx_metadata == metadata  # the twin says the same of itself, down to the checkpoint it came from
+
+
+def test_an_onnx_file_asked_to_run_on_a_gpu_it_cannot_use_is_one_line():
+    with pytest.raises(ValueError, match=r"device=cuda: this onnxruntime \(.*\) has no CUDAExecutionProvider; use "
+                                         r"device=cpu, or install onnxruntime-gpu"):
+        load_model(bundled_model_path(".onnx"), device="cuda")
 
 
 def test_self_ensemble_averages_the_eight_turns(tiny_checkpoint):

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medivision.data.degradations import DegradationOptions, degrade, upsample_bicubic
+from medivision.data.degradation_options import DegradationOptions
+from medivision.data.degradations import degrade, upsample_bicubic
 from medivision.data.operators import degrade_array, kspace_window, upsample_array
 
 SHAPES = [(2, 1, 128, 128), (1, 2, 96, 160), (1, 1, 36, 20)]

@@ -10,7 +10,7 @@ CONF_DIR = REPO / "medivision" / "conf"
 
 
 def compose_train(overrides: list[str]) -> DictConfig:
-    """conf/train.yaml composed with `overrides`, as `python -m medivision.train` would."""
+    """medivision/conf/train.yaml composed with `overrides`, as `python -m medivision.train` would."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("train", overrides=overrides)
 

@@ -19,7 +19,7 @@ from medivision.data import degradations
 from medivision.data.build import EMBEDDED, SOURCES, find_source, load_source
 from medivision.data.contrast import ContrastOptions, contrast_problems, synthesize
 from medivision.data.dataset import HRDataset, unit_range
-from medivision.data.degradation_options import options_problems
+from medivision.data.degradation_options import DEGRADATIONS, RANDOM_KINDS, DegradationOptions, options_problems
 from medivision.data.device_batches import DeviceBatches
 from medivision.data.intensity_augment import IntensityAugment, augment_intensity, augment_problems
 from medivision.data.loader import ResumableLoader
@@ -42,7 +42,7 @@ class SRDataModule(L.LightningDataModule):
         label int64 [B], index into `class_names`
         index int64 [B], as loaded (validation and test batches only)
     so the degradation runs on the GPU and only uint8 HR crosses the bus. `degradation` is one of
-    medivision.data.degradations.DEGRADATIONS, with `degradation_options` (DegradationOptions fields).
+    medivision.data.degradation_options.DEGRADATIONS, with `degradation_options` (DegradationOptions fields).
     Training draws fresh noise for every batch; validation and test noise is drawn from `seed` and each
     image's index, so their LR is the same in every run (see medivision.data.degradations). That LR is
     made once per device (`evaluation_pair`), not again every epoch.
@@ -105,7 +105,7 @@ class SRDataModule(L.LightningDataModule):
         self.hr_size = hr_size
         self.scale = scale
         self.degradation = degradation
-        self.degradation_options = degradations.DegradationOptions.from_config(degradation_options)
+        self.degradation_options = DegradationOptions.from_config(degradation_options)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.val_fraction = val_fraction
@@ -232,7 +232,7 @@ class SRDataModule(L.LightningDataModule):
             table_lr = torch.full((self._num_rows, 1, size, size), float("nan"), device=device)
             table_hr = (torch.full((self._num_rows, 1, self.hr_size, self.hr_size), float("nan"), device=device)
                         if self.source == "synth" else None)
-            noisy = self.degradation in degradations.RANDOM_KINDS
+            noisy = self.degradation in RANDOM_KINDS
             for dataset in (self._ready(self.val_set), self._ready(self.test_set)):
                 if len(dataset) == 0:  # a test-only source (real_scans) has no validation images
                     continue
@@ -386,9 +386,9 @@ def _check_arguments(
         problems.append(f"data.hr_size={hr_size} and data.scale={scale} must be positive")
     elif hr_size % scale:
         problems.append(f"data.hr_size={hr_size} is not divisible by data.scale={scale}")
-    if degradation not in degradations.DEGRADATIONS:
+    if degradation not in DEGRADATIONS:
         problems.append(
-            f"data.degradation={degradation!r} is not one of {', '.join(degradations.DEGRADATIONS)}"
+            f"data.degradation={degradation!r} is not one of {', '.join(DEGRADATIONS)}"
         )
     problems += [f"data.degradation_options{problem}" for problem in options_problems(degradation_options)]
     if batch_size < 1:

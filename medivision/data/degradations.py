@@ -4,7 +4,6 @@
 float [B, C, H/scale, W/scale] in [0, 1] (128 -> 32 at 4x) on the input's device, in its dtype:
 
   bicubic       antialiased bicubic downsampling, what the research set was made with. Deterministic.
-                (Each kind's noise-free part is a matrix of medivision.data.operators, shared with inference.)
                 Intensity: a local weighted mean (the kernel's small negative lobes can overshoot at hard
                 edges, clipped to [0, 1]).
   kspace        a low-resolution acquisition: only the central 1/scale of k-space per axis is kept,
@@ -20,7 +19,8 @@ float [B, C, H/scale, W/scale] in [0, 1] (128 -> 32 at 4x) on the input's device
                 sigma, clipped to [0, 1]. Intensity: mean kept up to the clipping of the noise at 0 and 1.
   random        every image gets one of `kinds`, drawn uniformly (training for robustness).
 
-sigma is drawn per image, uniformly from `noise` = [low, high] (a single number: a fixed level).
+sigma is drawn per image, uniformly from `noise` = [low, high] (a single number: a fixed level). Each kind's
+noise-free part (its forward model) is a matrix of medivision.data.operators, which inference applies too.
 
 Randomness (the kind of `random`, the noise level, the noise): with `seeds`, one int per image, each
 image's draws come from a numpy generator seeded with its seed, and are then moved to the batch's device,

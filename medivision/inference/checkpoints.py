@@ -86,7 +86,7 @@ def load_generator(path: str | Path) -> TrainedGenerator:
         weights, metadata = read_model_file(path)
         config = json.loads(metadata["generator"])
         network = build_generator(config, {key: torch.from_numpy(value) for key, value in weights.items()}, path)
-        return TrainedGenerator(network, config, metadata.get("intensity", "minmax"), provenance(metadata))
+        return TrainedGenerator(network, config, metadata.get("intensity", UNRECORDED_INTENSITY), provenance(metadata))
     checkpoint = load_checkpoint(path)
     config = generator_config(checkpoint, path)
     generator = build_generator(config, ema_generator_weights(checkpoint, path), path)

@@ -47,13 +47,13 @@ def model_metadata(config: dict, intensity: str, provenance: dict, source: str) 
     SRResNet `config`, its intensity policy, its provenance ({"command", "commit", "data"}) and `source`, the
     file it came from."""
     data = provenance.get("data", {})
+    kind, options = degradation_of(data)
     return {
         "format": FORMAT,
         "generator": json.dumps(config),
         "scale": str(config["scale"]),
         "intensity": intensity,
-        "degradation": json.dumps({"kind": data.get("degradation", "bicubic"),
-                                   "options": data.get("degradation_options") or {}}),
+        "degradation": json.dumps({"kind": kind, "options": options}),
         "command": provenance.get("command", "unknown"),
         "commit": provenance.get("commit", "unknown"),
         "data": json.dumps(data),
@@ -94,11 +94,16 @@ def provenance(metadata: dict[str, str]) -> dict[str, Any]:
 
 
 def degradation(metadata: dict[str, str]) -> tuple[str, dict]:
-    """The degradation a model was trained for, from its file's metadata: (kind, options); bicubic where a file
-    does not say."""
+    """The degradation a model was trained for, from its file's metadata: (kind, options)."""
     recorded = json.loads(metadata.get("degradation", "{}"))
-    kind = recorded.get("kind", "bicubic")
-    return ("bicubic" if kind == "unknown" else kind), dict(recorded.get("options") or {})
+    return degradation_of({"degradation": recorded.get("kind"), "degradation_options": recorded.get("options")})
+
+
+def degradation_of(data: dict) -> tuple[str, dict]:
+    """(kind, options) of a training data config's degradation (data.degradation, data.degradation_options);
+    bicubic, the research default, where it does not say (or said "unknown", as older files do)."""
+    kind = data.get("degradation") or "bicubic"
+    return ("bicubic" if kind == "unknown" else kind), dict(data.get("degradation_options") or {})
 
 
 def short_commit(commit: str) -> str:

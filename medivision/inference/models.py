@@ -7,6 +7,7 @@ the job of medivision.io.intensity.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Protocol
 
@@ -14,10 +15,10 @@ import numpy as np
 
 from medivision.inference.model_file import bundled_model_path, short_commit
 from medivision.inference.onnx import OnnxSR
+from medivision.io.errors import TRAIN_EXTRA
 
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("cpu", "cuda")
-TRAIN_EXTRA = "pip install 'medivision[train]'"
 
 
 class SRModel(Protocol):
@@ -43,6 +44,9 @@ def load_model(path: str | Path | None, device: str = "cpu", precision: str = "f
     check_device(device)
     if path is None:
         torch_backend = precision != "fp32" or device != "cpu"
+        if torch_backend and not _has_torch():
+            raise ValueError(f"precision={precision} device={device}: the bundled model runs so on PyTorch, which is "
+                             f"not installed: {TRAIN_EXTRA}, or use precision=fp32 device=cpu (ONNX Runtime)")
         model = _load(bundled_model_path(".safetensors" if torch_backend else ".onnx"), device, precision, threads)
         model.name = f"the bundled general model {model.name} (commit {short_commit(model.provenance['commit'])})"
         return model
@@ -80,3 +84,7 @@ def _load(path: Path, device: str, precision: str, threads: int) -> SRModel:
             raise
         raise ValueError(f"ckpt={path} is none of a checkpoint (.ckpt, from medivision.train), an ONNX or a "
                          f"safetensors model file (from medivision.export): {error}") from error
+
+
+def _has_torch() -> bool:
+    return importlib.util.find_spec("torch") is not None

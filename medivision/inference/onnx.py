@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from medivision.inference.model_file import UNRECORDED_INTENSITY, degradation, provenance
+from medivision.io.errors import one_line
 
 
 class OnnxSR:
@@ -27,9 +28,12 @@ class OnnxSR:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
         except Exception as error:  # onnxruntime raises its own exception types for every kind of bad file
             raise ValueError(
-                f"{path} cannot be loaded as an ONNX model (truncated or not ONNX): {str(error).splitlines()[0]}; "
+                f"{path} cannot be loaded as an ONNX model (truncated or not ONNX): {one_line(error)}; "
                 f"write one with `medivision-export ckpt=... format=onnx`"
             ) from error
+        if providers[0] not in self.session.get_providers():
+            raise ValueError(f"device={device}: this onnxruntime ({onnxruntime.__version__}) has no "
+                             f"{providers[0]}; use device=cpu, or install onnxruntime-gpu")
         metadata = self.session.get_modelmeta().custom_metadata_map
         if "scale" not in metadata or "generator" not in metadata:
             raise ValueError(f"{path} is an ONNX model without MediVision's metadata (scale, generator): it holds "

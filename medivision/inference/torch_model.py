@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from medivision.inference.checkpoints import load_generator
+from medivision.inference.model_file import degradation_of
 from medivision.inference.models import check_device
 from medivision.nets import ClampedGenerator
 
@@ -33,16 +34,14 @@ class TorchSR:
 
     precision "bf16": convolutions under bfloat16 autocast, outputs back in float32. On CPUs with bf16
     instructions (and on GPUs) about twice as fast; python -m medivision.benchmark measures the speed and
-    the PSNR change on your machine. threads: torch's intra-op threads (0: leave torch's default).
+    the PSNR change on your machine. threads: torch's intra-op threads (0: torch's default, one per core).
     """
 
     def __init__(self, path: str | Path, device: str = "cpu", precision: str = "fp32", threads: int = 0):
         path = Path(path)
         trained = load_generator(path)
         self.config, self.intensity, self.provenance = trained.config, trained.intensity, trained.provenance
-        data = self.provenance.get("data", {})
-        self.degradation = data.get("degradation", "bicubic")
-        self.degradation_options = dict(data.get("degradation_options") or {})
+        self.degradation, self.degradation_options = degradation_of(self.provenance.get("data", {}))
         self.device = inference_device(device)
         self.generator = ClampedGenerator(trained.network).to(self.device)
         self.bf16 = precision == "bf16"

@@ -14,7 +14,7 @@ from medivision.io import dicom as dicom_files
 from medivision.io import images as image_files
 from medivision.io.dicom_derived import UNCERTAINTY_SERIES_OFFSET, DerivedSeries, derive, derive_uncertainty
 from medivision.io.intensity import IntensityMap
-from medivision.io.jobs import Job, Notes, Result, Skip, Written, attempt
+from medivision.io.jobs import Job, Notes, Result, Skip, Written, attempt, to_stored
 from medivision.io.outputs import uncertainty_path
 
 
@@ -43,10 +43,21 @@ def dicom_jobs(pairs: list[tuple[Path, Path]], intensity: str, dicom_format: str
             if mapping is None:
                 continue
             for source, dataset in group:
-                target, stored = targets[source]
-                write = partial(_write, source, target, dataset, len(stored), mapping, series, scale, dicom_format,
-                                notes)
-                yield Job(source, mapping.to_unit(stored), write)
+                job = attempt(skip, [source], partial(_job, source, dataset, *targets[source], mapping, series, scale,
+                                                      dicom_format, notes))
+                if job is not None:
+                    yield job
+
+
+def _job(source: Path, dataset, target: Path, stored: np.ndarray, mapping: IntensityMap,
+         series: tuple[DerivedSeries, DerivedSeries | None], scale: int, dicom_format: str, notes: Notes) -> Job:
+    """One DICOM object's job: to a derived object in stored values, or (one frame) to a PNG from unit values."""
+    if dicom_format == "png" and len(stored) > 1:
+        raise ValueError(f"{source} holds {len(stored)} frames: dicom_format=png writes single-frame images, "
+                         "so enhance it with dicom_format=dicom")
+    store = (lambda result: result) if dicom_format == "png" else partial(to_stored, mapping)
+    write = partial(_write, target, dataset, mapping, series, scale, dicom_format, notes)
+    return Job(source, mapping.to_unit(stored), store, write)
 
 
 def _new_series(first, start: datetime.datetime, notes: Notes) -> tuple[DerivedSeries, DerivedSeries | None]:
@@ -70,25 +81,22 @@ def _fit(stored: list[np.ndarray], intensity: str) -> IntensityMap:
     return IntensityMap.fit(np.concatenate([values.ravel() for values in stored]), intensity)
 
 
-def _write(source: Path, target: Path, dataset, frames: int, mapping: IntensityMap,
-           series: tuple[DerivedSeries, DerivedSeries | None], scale: int, dicom_format: str, notes: Notes,
-           result: Result) -> Written:
-    """One DICOM object's frames, super-resolved, as one derived object (or, one frame, a PNG); its uncertainty map
-    likewise, beside it."""
-    if dicom_format == "png" and frames > 1:
-        raise ValueError(f"{source} holds {frames} frames: dicom_format=png writes single-frame images, "
-                         "so enhance it with dicom_format=dicom")
+def _write(target: Path, dataset, mapping: IntensityMap, series: tuple[DerivedSeries, DerivedSeries | None],
+           scale: int, dicom_format: str, notes: Notes, result: Result) -> Written:
+    """One DICOM object's frames, super-resolved, as one derived object (stored values), or, one frame, a PNG (unit
+    values); its uncertainty map likewise, beside it."""
     maps = [uncertainty_path(target)] if notes.uncertainty else []
     target.parent.mkdir(parents=True, exist_ok=True)
     if dicom_format == "png":
         _png(target, result.sr[0], mapping, dataset, notes.image)
         if maps:
-            _png(maps[0], result.spread[0], mapping.spread(), dataset, notes.uncertainty)
+            peak = float(result.spread[0].max())
+            _png(maps[0], result.spread[0], mapping.spread(peak=peak), dataset, notes.uncertainty)
         return Written([target], maps)
-    dicom_files.write_dicom(target, derive(dataset, mapping.from_unit(result.sr), scale, series[0], notes.image))
+    dicom_files.write_dicom(target, derive(dataset, result.sr, scale, series[0], notes.image))
     if maps:
-        spread = mapping.spread().from_unit(result.spread)
-        dicom_files.write_dicom(maps[0], derive_uncertainty(dataset, spread, scale, series[1], notes.uncertainty))
+        dicom_files.write_dicom(maps[0], derive_uncertainty(dataset, result.spread, scale, series[1],
+                                                            notes.uncertainty))
     return Written([target], maps)
 
 
@@ -97,7 +105,7 @@ def _png(target: Path, unit: np.ndarray, mapping: IntensityMap, dataset, note: s
     16-bit scale."""
     slope, intercept = float(dataset.get("RescaleSlope", 1) or 1), float(dataset.get("RescaleIntercept", 0) or 0)
     if np.dtype(mapping.dtype) == np.uint8:
-        pixels, how = mapping.from_unit(unit), "PNG values are the stored values"
+        pixels, how = mapping.from_unit(unit), f"PNG values are stored values, {mapping.describe()}"
     else:
         pixels = IntensityMap(0.0, 65535.0, np.dtype(np.uint16)).from_unit(unit)
         how = f"stored value = {mapping.low:g} + png / 65535 * {mapping.span:g}"

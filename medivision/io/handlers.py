@@ -11,7 +11,7 @@ from pathlib import Path
 from medivision.io import images as image_files
 from medivision.io import nifti as nifti_files
 from medivision.io.dicom_series import dicom_jobs
-from medivision.io.jobs import Job, Notes, Result, Skip, Written, attempt
+from medivision.io.jobs import Job, Notes, Result, Skip, Written, attempt, to_stored
 from medivision.io.outputs import Plan, uncertainty_path
 
 
@@ -31,22 +31,28 @@ def jobs(todo: Plan, intensity: str, axis: int, dicom_format: str, scale: int, n
 
 
 def image_job(source: Path, target: Path, intensity: str, notes: Notes) -> Job:
-    """An image file: one unit image [1, C, h, w], written back in the output's format and the input's dtype."""
+    """An image file: one unit image [1, C, h, w], written back in the output's format and the input's dtype; an
+    8-bit uncertainty map stretched to be seen (IntensityMap.spread)."""
     unit, mapping = image_files.read_unit(source, intensity)
+    spread_map = []  # the uncertainty map's own map, which depends on its peak
+
+    def store(result: Result) -> Result:
+        if result.spread is None:
+            return Result(mapping.from_unit(result.sr), None)
+        spread_map.append(mapping.spread(peak=float(result.spread.max())))
+        return Result(mapping.from_unit(result.sr), spread_map[0].from_unit(result.spread))
 
     def write(result: Result) -> Written:
         target.parent.mkdir(parents=True, exist_ok=True)
-        image_files.write_image(target, mapping.from_unit(result.sr[0]), notes.image,
-                                f"{mapping.describe()}, as in {source.name}")
+        image_files.write_image(target, result.sr[0], notes.image, f"{mapping.describe()}, as in {source.name}")
         if result.spread is None:
             return Written([target], [])
-        spread = mapping.spread(peak=float(result.spread[0].max()))
-        image_files.write_image(uncertainty_path(target), spread.from_unit(result.spread[0]), notes.uncertainty,
-                                f"{spread.describe()}, unit: the std of the ensemble in [0, 1] units of "
+        image_files.write_image(uncertainty_path(target), result.spread[0], notes.uncertainty,
+                                f"{spread_map[0].describe()}, unit: the std of the ensemble in [0, 1] units of "
                                 f"{source.name}'s range (1 unit = {mapping.span:g} of its values)")
         return Written([target], [uncertainty_path(target)])
 
-    return Job(source, unit[None], write)
+    return Job(source, unit[None], store, write)
 
 
 def nifti_job(source: Path, target: Path, intensity: str, axis: int, scale: int, notes: Notes) -> Job:
@@ -55,13 +61,13 @@ def nifti_job(source: Path, target: Path, intensity: str, axis: int, scale: int,
 
     def write(result: Result) -> Written:
         target.parent.mkdir(parents=True, exist_ok=True)
-        volume = nifti_files.from_slices(mapping.from_unit(result.sr), axis)
+        volume = nifti_files.from_slices(result.sr, axis)
         nifti_files.write_nifti(target, nifti_files.derive(image, volume, axis, scale, notes.image))
         if result.spread is None:
             return Written([target], [])
-        spread = nifti_files.from_slices(mapping.spread().from_unit(result.spread), axis)
+        spread = nifti_files.from_slices(result.spread, axis)
         nifti_files.write_nifti(uncertainty_path(target),
                                 nifti_files.derive(image, spread, axis, scale, notes.uncertainty))
         return Written([target], [uncertainty_path(target)])
 
-    return Job(source, nifti_files.to_slices(unit, axis), write)
+    return Job(source, nifti_files.to_slices(unit, axis), partial(to_stored, mapping), write)

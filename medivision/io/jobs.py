@@ -11,6 +11,8 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
+from medivision.io.intensity import IntensityMap
+
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 Skip = Callable[[Path, str], None]  # record that a file was skipped, and why
@@ -25,8 +27,9 @@ class Notes:
 
 
 class Result(NamedTuple):
-    """The model's answer for a job's N unit images: SR float32 [N, C, s*h, s*w] in [0, 1], and the ensemble's
-    spread of the same shape (None without an uncertainty map)."""
+    """The model's answer for N of a job's images, SR [N, C, s*h, s*w] and the ensemble's spread of the same shape
+    (None without an uncertainty map): float32 in [0, 1] from the model, and as the job's `store` turns them,
+    in the values its writer takes (the file's stored values, mostly)."""
 
     sr: np.ndarray
     spread: np.ndarray | None
@@ -41,11 +44,20 @@ class Written(NamedTuple):
 
 class Job(NamedTuple):
     """One input file as the network sees it: `unit` float32 [N, C, h, w] in [0, 1] (N images, slices or frames,
-    mapped by one intensity map), and `write`, which maps a Result back to stored values and writes the files."""
+    mapped by one intensity map); `store`, which turns the model's Result for some of them into the values the
+    file is written in (batch by batch, so a volume's float outputs are never held whole); and `write`, which
+    writes the stored Result of all N."""
 
     source: Path
     unit: np.ndarray
+    store: Callable[[Result], Result]
     write: Callable[[Result], Written]
+
+
+def to_stored(mapping: IntensityMap, result: Result) -> Result:
+    """The model's Result in `mapping`'s stored values; the spread by the map of differences (IntensityMap.spread)."""
+    spread = None if result.spread is None else mapping.spread().from_unit(result.spread)
+    return Result(mapping.from_unit(result.sr), spread)
 
 
 def attempt(skip: Skip, sources: list[Path], work: Callable[[], T]) -> T | None:

@@ -1,7 +1,7 @@
 """Checkpoints that survive crashes and resume exactly: atomic writes, data-only reads, random state.
 
 `trainer.plugins` holds AtomicCheckpointIO, `callbacks` RandomState and StepCheckpoint
-(medivision/conf/trainer/default.yaml, conf/callbacks/default.yaml); medivision.data.loader.ResumableLoader
+(medivision/conf/trainer/default.yaml, medivision/conf/callbacks/default.yaml); medivision.data.loader.ResumableLoader
 supplies the data position.
 """
 

@@ -319,3 +319,23 @@ def test_derivation_of_an_enhanced_object_is_per_frame_only(tmp_path):
     for number, frame in enumerate(derived.PerFrameFunctionalGroupsSequence, start=1):
         assert frame.DerivationImageSequence[0].SourceImageSequence[0].ReferencedFrameNumber == number
     derived.save_as(tmp_path / "derived.dcm", enforce_file_format=True)  # a writable object
+
+
+def test_enhancing_a_series_again_with_the_same_model_gives_the_same_uids(tiny_checkpoint, tmp_path):
+    """A series sent twice (a PACS retrying, a rerun) must not become two derived series; another model's output
+    must not replace this one's."""
+    write_dicom_series(tmp_path / "series", count=2)
+
+    def uids(output, checkpoint=tiny_checkpoint):
+        run(checkpoint, tmp_path / "series", tmp_path / output, "ensemble=8", "uncertainty=true")
+        return sorted((pydicom.dcmread(path).SeriesInstanceUID, pydicom.dcmread(path).SOPInstanceUID,
+                       pydicom.dcmread(path).file_meta.MediaStorageSOPInstanceUID)
+                      for path in (tmp_path / output).rglob("*.dcm"))
+
+    first, again = uids("first"), uids("again")
+    assert first == again and len(first) == 4  # 2 SR instances and 2 uncertainty maps
+    assert len({series for series, _, _ in first}) == 2 and all(sop == meta for _, sop, meta in first)
+    other_checkpoint = tmp_path / "other.ckpt"
+    shutil.copy(tiny_checkpoint, other_checkpoint)  # the same weights under another name: another model to a reader
+    other = uids("other", other_checkpoint)
+    assert not {sop for _, sop, _ in other} & {sop for _, sop, _ in first}

@@ -3,7 +3,9 @@
 It follows DICOM's conventions for derived images (PS3.3 C.7.6.1.1.3, C.7.6.16.2.6; codes from PS3.16):
 - a new series beside the source's: new Series Instance UID, Series Number = the source's + 1000 (or 1000
   where it has none that is an integer), Series Date/Time = when the run started; new SOP Instance UID,
-  Instance Creation and Content Date/Time = now;
+  Instance Creation and Content Date/Time = now. The new UIDs are derived from the source's UIDs and the
+  model that made the images (pydicom's generate_uid with those as entropy), so enhancing a series again with
+  the same model gives the same series and instances: a PACS keeps one copy, not two;
 - Image Type DERIVED\\SECONDARY (enhanced multi-frame objects, whose value 2 is PRIMARY by their IOD:
   DERIVED with value 2 kept, and every frame's Frame Type DERIVED);
 - Derivation Code Sequence (113085, DCM, "Spatial resampling"), CID 7203 Image Derivation;
@@ -68,10 +70,14 @@ class DerivedSeries:
     time: str  # TM, HHMMSS
 
     @classmethod
-    def beside(cls, source: Dataset, start: datetime.datetime, offset: int = SERIES_NUMBER_OFFSET) -> DerivedSeries:
-        """A new series for the SR images of `source`'s series, numbered `offset` after it, dated `start`."""
+    def beside(cls, source: Dataset, start: datetime.datetime, offset: int = SERIES_NUMBER_OFFSET,
+               model: str = "") -> DerivedSeries:
+        """A new series for the SR images of `source`'s series, numbered `offset` after it, dated `start`; its UID
+        the same for the same source series, offset and `model` (what made the images), random where the source
+        has no Series Instance UID."""
         number = integer(source, "SeriesNumber") + offset
-        return cls(generate_uid(), number, start.strftime("%Y%m%d"), start.strftime("%H%M%S"))
+        return cls(_uid_from(source.get("SeriesInstanceUID"), str(offset), model), number, start.strftime("%Y%m%d"),
+                   start.strftime("%H%M%S"))
 
 
 def derive(source: Dataset, pixels: np.ndarray, scale: int, series: DerivedSeries, note: str) -> Dataset:
@@ -89,6 +95,8 @@ def derive(source: Dataset, pixels: np.ndarray, scale: int, series: DerivedSerie
     _set_pixels(derived, source, pixels)
     now = datetime.datetime.now()
     derived.SeriesInstanceUID, derived.SeriesNumber = series.uid, series.number
+    derived.SOPInstanceUID = _uid_from(source.get("SOPInstanceUID"), series.uid)
+    derived.file_meta.MediaStorageSOPInstanceUID = derived.SOPInstanceUID
     derived.SeriesDate, derived.SeriesTime = series.date, series.time
     derived.InstanceCreationDate = derived.ContentDate = now.strftime("%Y%m%d")
     derived.InstanceCreationTime = derived.ContentTime = now.strftime("%H%M%S")
@@ -150,6 +158,11 @@ def _to_little_endian(dataset: Dataset, element) -> None:
         element.value = np.frombuffer(element.value, f">u{width}").astype(f"<u{width}").tobytes()
 
 
+def _uid_from(source_uid: str | None, *context: str) -> str:
+    """A UID determined by `source_uid` and `context`; a random one without a source UID."""
+    return generate_uid(entropy_srcs=[str(source_uid), *context]) if source_uid else generate_uid()
+
+
 def _file_meta(source: Dataset) -> FileMetaDataset:
     """A fresh file meta for an uncompressed Explicit VR Little Endian file, written by pydicom."""
     meta = FileMetaDataset()
@@ -165,7 +178,7 @@ def _set_pixels(derived: Dataset, source: Dataset, pixels: np.ndarray) -> None:
     if "NumberOfFrames" not in source:  # pydicom reads a leading axis as frames
         array = array[0]
     photometric = "RGB" if colour else source.PhotometricInterpretation  # pydicom decodes YBR to RGB
-    derived.set_pixel_data(np.ascontiguousarray(array), photometric, int(source.BitsStored))  # new SOP Instance UID
+    derived.set_pixel_data(np.ascontiguousarray(array), photometric, int(source.BitsStored))
     derived.SOPClassUID = derived.file_meta.MediaStorageSOPClassUID
 
 

@@ -62,8 +62,8 @@ def _job(source: Path, dataset, target: Path, stored: np.ndarray, mapping: Inten
 
 def _new_series(first, start: datetime.datetime, notes: Notes) -> tuple[DerivedSeries, DerivedSeries | None]:
     """The new series of a source series' SR images, and of their uncertainty maps when asked for."""
-    maps = DerivedSeries.beside(first, start, UNCERTAINTY_SERIES_OFFSET) if notes.uncertainty else None
-    return DerivedSeries.beside(first, start), maps
+    maps = DerivedSeries.beside(first, start, UNCERTAINTY_SERIES_OFFSET, notes.image) if notes.uncertainty else None
+    return DerivedSeries.beside(first, start, model=notes.image), maps
 
 
 def _intensity_groups(members: list, targets: dict) -> list[list]:

@@ -17,20 +17,19 @@ import logging
 import time
 
 import hydra
-import numpy as np
 from omegaconf import DictConfig
 from tqdm import tqdm
 
 from medivision.data.degradation_options import DegradationOptions, ForwardModel, options_problems
 from medivision.inference.ensemble import check_ensemble
 from medivision.inference.models import load_model
-from medivision.inference.pipeline import Upscaler
+from medivision.inference.pipeline import Upscaler, process
 from medivision.io.command_line import command_line
 from medivision.io.errors import one_line_errors
 from medivision.io.formats import ESTIMATE_NOTE, UNCERTAINTY_NOTE
 from medivision.io.handlers import jobs
 from medivision.io.intensity import INTENSITY_POLICIES
-from medivision.io.jobs import Job, Notes, Result, Written, attempt
+from medivision.io.jobs import Notes, attempt
 from medivision.io.outputs import plan
 from medivision.io.run_summary import RunSummary
 
@@ -75,7 +74,9 @@ def enhance(cfg: DictConfig) -> RunSummary:
 
         for job in jobs(todo, intensity, cfg.axis, cfg.dicom_format, model.scale, notes, skip):
             bar.total += len(job.unit) - 1
-            attempt(skip, [job.source], lambda job=job: _do(job, upscaler, run, bar))
+            done = attempt(skip, [job.source], lambda job=job: process(job, upscaler, bar.update))
+            if done is not None:
+                run.add(*done)
     run.seconds = time.perf_counter() - start
     if not run.written:
         raise ValueError(run.skipped[0][1] if len(run.skipped) == 1 else (
@@ -99,20 +100,6 @@ def check(cfg: DictConfig) -> None:
     problems = options_problems(cfg.degradation_options)
     if problems:
         raise ValueError("; ".join("degradation_options" + problem for problem in problems))
-
-
-def _do(job: Job, upscaler: Upscaler, run: RunSummary, bar) -> Written:
-    """One job: its images through the model batch by batch, each batch stored as the file keeps it, then written."""
-    stored, lr_psnr, mean_spread = [], [], []
-    for part in upscaler.chunks(job.unit, bar.update):
-        stored.append(job.store(Result(part.sr, part.spread)))
-        lr_psnr += part.lr_psnr
-        mean_spread += part.mean_spread
-    spread = [part.spread for part in stored if part.spread is not None]
-    whole = Result(np.concatenate([part.sr for part in stored]), np.concatenate(spread) if spread else None)
-    written = job.write(whole)
-    run.add(written, lr_psnr, mean_spread)
-    return written
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from medivision.inference.consistency import lr_consistency_psnr, make_consisten
 from medivision.inference.ensemble import self_ensemble
 from medivision.inference.models import SRModel
 from medivision.inference.tiling import super_resolve
+from medivision.io.jobs import Job, Result, Written
 
 
 class Upscaled(NamedTuple):
@@ -63,3 +64,24 @@ class Upscaler:
             result = self(unit[start:start + self.batch_size])
             done(len(result.sr))
             yield result
+
+
+class Processed(NamedTuple):
+    """A job done: the files written, and the LR-consistency PSNR and mean uncertainty of each of its images."""
+
+    written: Written
+    lr_psnr: list[float]
+    mean_spread: list[float]
+
+
+def process(job: Job, upscaler: Upscaler, done=lambda count: None) -> Processed:
+    """One job of a format handler (medivision.io.handlers): its images through the model batch by batch, each
+    batch stored as the file keeps it (Job.store), then written; `done(count)` after each batch."""
+    stored, lr_psnr, mean_spread = [], [], []
+    for part in upscaler.chunks(job.unit, done):
+        stored.append(job.store(Result(part.sr, part.spread)))
+        lr_psnr += part.lr_psnr
+        mean_spread += part.mean_spread
+    spread = [part.spread for part in stored if part.spread is not None]
+    whole = Result(np.concatenate([part.sr for part in stored]), np.concatenate(spread) if spread else None)
+    return Processed(job.write(whole), lr_psnr, mean_spread)

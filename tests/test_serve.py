@@ -251,3 +251,22 @@ def test_a_node_killed_in_the_middle_of_a_series_delivers_it_complete_and_once_a
         pacs.close()
     assert len(pacs.received) == 10 and len({derived.SOPInstanceUID for derived in pacs.received}) == 10
     assert len({derived.SeriesInstanceUID for derived in pacs.received}) == 1
+
+
+def test_a_bad_instance_is_skipped_and_counted_and_the_rest_of_its_series_arrives(node, tmp_path, caplog):
+    port, pacs = free_port(), Pacs(free_port())
+    paths = write_dicom_series(tmp_path / "series", count=3)
+    broken = pydicom.dcmread(paths[2])
+    del broken.PixelData  # an MR instance the node receives but cannot enhance
+    broken.save_as(paths[2])
+    try:
+        running = node(port=port, pacs_port=pacs.server.server_address[1])
+        with caplog.at_level("INFO", logger="medivision.node.worker"):
+            assert send(port, paths) == [0x0000] * 3
+            running.worker.step()
+            running.worker.step()
+    finally:
+        pacs.close()
+    assert len(pacs.received) == 2
+    (line,) = [record.getMessage() for record in caplog.records if "instances enhanced" in record.getMessage()]
+    assert "3 instances enhanced into 2 files, 1 skipped (" in line and "no pixel data" in line.lower()

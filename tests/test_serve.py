@@ -270,3 +270,21 @@ def test_a_bad_instance_is_skipped_and_counted_and_the_rest_of_its_series_arrive
     assert len(pacs.received) == 2
     (line,) = [record.getMessage() for record in caplog.records if "instances enhanced" in record.getMessage()]
     assert "3 instances enhanced into 2 files, 1 skipped (" in line and "no pixel data" in line.lower()
+
+
+def test_instances_arriving_while_their_series_is_taken_are_enhanced_too(node, tmp_path):
+    """The worker takes a series (claims its folder) while its sender still sends: nothing may be lost."""
+    port, pacs = free_port(), Pacs(free_port())
+    paths = write_dicom_series(tmp_path / "series", count=3)
+    try:
+        running = node(port=port, pacs_port=pacs.server.server_address[1], quiet_seconds=3600.0)
+        send(port, paths[:2])
+        (series,) = [path for path in running.spool.incoming.iterdir()]
+        running.spool.claim(series)  # as the worker does when it starts on a series
+        send(port, paths[2:])  # the same series: a new folder
+        for _ in range(3):
+            running.worker.step()
+    finally:
+        pacs.close()
+    assert len(pacs.received) == 3 and len({derived.SeriesInstanceUID for derived in pacs.received}) == 1
+    assert not list(running.spool.root.rglob("*.dcm"))

@@ -3,7 +3,8 @@ state is a folder, so that a crash loses nothing and a restart picks up where it
 
     <root>/incoming/<series>/<instance>.dcm   received; waits until its series is complete
     <root>/incoming/<series>/released         the association that sent it was released (the series is complete)
-    <root>/outbox/<series>/<file>.dcm         the derived series (and uncertainty series), waiting to be sent
+    <root>/incoming/claimed-<series>.<n>/      taken by the worker: what arrives from now on starts a new folder
+    <root>/outbox/<series>.<n>/<file>.dcm      the derived series (and uncertainty series), waiting to be sent
 
 Folder and file names are hashes of the UIDs, never a UID or any other tag as received. Every file is written
 under a temporary name, synced and renamed into place, so a file in the spool is always whole; a temporary
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from io import BytesIO
 from pathlib import Path
@@ -22,6 +24,7 @@ from pydicom import Dataset, dcmwrite
 
 TEMPORARY = ".tmp-"
 RELEASED = "released"
+CLAIMED = "claimed-"
 
 
 def spool_key(*uids: str) -> str:
@@ -44,8 +47,8 @@ class Spool:
         except OSError as error:
             raise ValueError(f"spool={self.root} is not a writable folder ({error.strerror}): pass spool= a folder "
                              "this user can write") from error
-        for stale in self.root.rglob(f"{TEMPORARY}*"):
-            stale.unlink()
+        for stale in list(self.root.rglob(f"{TEMPORARY}*")):  # a file or a staged series a crash left half-written
+            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
 
     def release(self, series: Path) -> None:
         """Mark an incoming series complete: the association that sent it has been released."""
@@ -64,10 +67,23 @@ class Spool:
             raise ValueError(f"the spool {self.root} is full (max_spool_gb)")
         series = self.incoming / spool_key(str(dataset.get("StudyInstanceUID", "")),
                                            str(dataset.get("SeriesInstanceUID", "")))
-        series.mkdir(exist_ok=True)
         path = series / f"{spool_key(str(dataset.SOPInstanceUID))}.dcm"
-        write_atomically(path, data)
-        return path
+        while True:
+            series.mkdir(exist_ok=True)
+            try:
+                write_atomically(path, data)
+                return path
+            except FileNotFoundError:  # the worker claimed the folder meanwhile: the instance goes to a new one
+                continue
+
+    def claim(self, series: Path) -> Path:
+        """Take a complete incoming series for the worker: renamed (atomically), so that instances arriving from
+        now on start a folder of their own; a folder claimed before a restart is returned as it is."""
+        if series.name.startswith(CLAIMED):
+            return series
+        claimed = series.with_name(f"{CLAIMED}{series.name}.{time.time_ns()}")
+        series.rename(claimed)
+        return claimed
 
     def used(self) -> int:
         """Bytes in the spool (files renamed or removed by another thread meanwhile are not counted)."""
@@ -86,8 +102,8 @@ class Spool:
         for series in self.incoming.iterdir():
             times = [path.stat().st_mtime for path in series.glob("*.dcm")]
             released = (series / RELEASED).is_file() and (series / RELEASED).stat().st_mtime >= max(times, default=0)
-            if times and (released or now - max(times) >= quiet_seconds):
-                ready.append((max(times), series))
+            if series.name.startswith(CLAIMED) or times and (released or now - max(times) >= quiet_seconds):
+                ready.append((max(times, default=0), series))
         return [series for _, series in sorted(ready)]
 
     def waiting(self) -> list[Path]:
@@ -97,7 +113,7 @@ class Spool:
 
 def write_atomically(path: Path, data: bytes) -> None:
     """`data` into `path`: a temporary file beside it, synced, renamed over it, and the folder synced."""
-    temporary = path.with_name(f"{TEMPORARY}{path.name}")
+    temporary = path.with_name(f"{TEMPORARY}{path.name}.part")
     with open(temporary, "wb") as file:
         file.write(data)
         file.flush()

@@ -17,7 +17,7 @@ from medivision.inference.pipeline import Upscaler, process
 from medivision.io.handlers import jobs
 from medivision.io.jobs import Notes, attempt
 from medivision.io.outputs import plan
-from medivision.node.spool import TEMPORARY, Spool
+from medivision.node.spool import CLAIMED, TEMPORARY, Spool
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +65,16 @@ class Worker:
         """A complete incoming series into the outbox (written under a temporary name, then renamed), then the
         incoming series removed. A bad instance is skipped and counted, as enhance skips a bad file."""
         start, skipped = time.perf_counter(), []
-        target = self.spool.outbox / series.name
-        staging = self.spool.outbox / f"{TEMPORARY}{series.name}"
+        series = self.spool.claim(series)
+        # one outbox folder per part of a series (a series sent in two associations is enhanced in two parts)
+        target = self.spool.outbox / series.name.removeprefix(CLAIMED)
+        staging = self.spool.outbox / f"{TEMPORARY}{target.name}"
+        if target.exists():  # enhanced before a restart, which came before the claimed folder was removed
+            shutil.rmtree(series)
+            return
         shutil.rmtree(staging, ignore_errors=True)
+        for partial in series.glob(f"{TEMPORARY}*"):  # an instance whose writer moved on to a new folder
+            partial.unlink()
         todo = plan(series, staging, "dicom", uncertainty=bool(self.notes.uncertainty))
         written = []
         for job in jobs(todo, self.intensity, 2, "dicom", self.upscaler.model.scale, self.notes,
@@ -77,7 +84,6 @@ class Worker:
             if done is not None:
                 written += done.written.outputs + done.written.maps
         if written:
-            shutil.rmtree(target, ignore_errors=True)
             staging.rename(target)
         shutil.rmtree(series)
         logger.info("series %s: %d instances enhanced into %d files, %d skipped%s, in %.1f s", series.name,

@@ -26,7 +26,6 @@ from medivision.inference.models import load_model
 from medivision.inference.pipeline import Upscaler, process
 from medivision.io.command_line import command_line
 from medivision.io.errors import one_line_errors
-from medivision.io.formats import ESTIMATE_NOTE, UNCERTAINTY_NOTE
 from medivision.io.handlers import jobs
 from medivision.io.intensity import INTENSITY_POLICIES
 from medivision.io.jobs import Notes, attempt
@@ -63,8 +62,7 @@ def enhance(cfg: DictConfig) -> RunSummary:
     upscaler = Upscaler(model, forward, cfg.tile, cfg.overlap, cfg.batch_size, cfg.consistency,
                         cfg.consistency_iterations, cfg.ensemble)
     run = RunSummary(model.name, cfg.ensemble, todo.ignored)
-    notes = Notes(ESTIMATE_NOTE.format(scale=model.scale, model=model.name),
-                  UNCERTAINTY_NOTE.format(scale=model.scale, model=model.name) if cfg.uncertainty else "")
+    notes = Notes.of(model.scale, model.name, cfg.uncertainty)
     start = time.perf_counter()
     # the bar counts images: one per file until a file is read, then its slices or frames
     with tqdm(total=len(todo.pairs), unit="image", disable=len(todo.pairs) < 2 and not todo.nifti, leave=False) as bar:
@@ -89,9 +87,7 @@ def enhance(cfg: DictConfig) -> RunSummary:
 
 def check(cfg: DictConfig) -> None:
     """The values of cfg that need no file to be wrong: ValueError naming the key and the fix."""
-    check_ensemble(cfg.ensemble)
-    if cfg.uncertainty and cfg.ensemble != 8:
-        raise ValueError("uncertainty=true maps the spread of the 8 self-ensemble outputs: pass ensemble=8 with it")
+    check_ensemble(cfg.ensemble, cfg.uncertainty)
     if cfg.axis not in (0, 1, 2):
         raise ValueError(f"axis={cfg.axis} must be 0, 1 or 2 (the NIfTI array axis slices are cut across)")
     if cfg.intensity is not None and cfg.intensity not in INTENSITY_POLICIES:

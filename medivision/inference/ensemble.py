@@ -15,10 +15,13 @@ import numpy as np
 ENSEMBLES = (1, 8)
 
 
-def check_ensemble(ensemble: int) -> int:
-    """`ensemble=` as the number of passes per image; a ValueError naming the key and the fix otherwise."""
+def check_ensemble(ensemble: int, uncertainty: bool = False) -> int:
+    """`ensemble=` as the number of passes per image; a ValueError naming the key and the fix otherwise, and when
+    an uncertainty map is asked for without the 8 passes it is the spread of."""
     if isinstance(ensemble, bool) or ensemble not in ENSEMBLES:
         raise ValueError(f"ensemble={ensemble!r} must be 1 (one pass) or 8 (the 8 flips/rotations, averaged)")
+    if uncertainty and ensemble != 8:
+        raise ValueError("uncertainty=true maps the spread of the 8 self-ensemble outputs: pass ensemble=8 with it")
     return int(ensemble)
 
 

@@ -11,6 +11,7 @@ from typing import NamedTuple, TypeVar
 
 import numpy as np
 
+from medivision.io.formats import ESTIMATE_NOTE, UNCERTAINTY_NOTE
 from medivision.io.intensity import IntensityMap
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,12 @@ class Notes:
 
     image: str
     uncertainty: str
+
+    @classmethod
+    def of(cls, scale: int, model: str, uncertainty: bool) -> Notes:
+        """The labels of a `scale`x model's outputs, naming `model`; with `uncertainty`, its maps' too."""
+        return cls(ESTIMATE_NOTE.format(scale=scale, model=model),
+                   UNCERTAINTY_NOTE.format(scale=scale, model=model) if uncertainty else "")
 
 
 class Result(NamedTuple):

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from medivision.data.degradation_options import ForwardModel
 from medivision.inference.models import load_model
 from medivision.inference.pipeline import Upscaler
-from medivision.io.formats import ESTIMATE_NOTE, UNCERTAINTY_NOTE
 from medivision.io.jobs import Notes
 from medivision.node.scp import handlers, storage_scp
 from medivision.node.spool import Spool
@@ -54,8 +53,7 @@ class Node:
         _check(settings)
         self.spool = Spool(settings.spool, int(settings.max_instance_mb * 2**20), int(settings.max_spool_gb * 2**30))
         model = load_model(settings.ckpt, threads=settings.threads)
-        notes = Notes(ESTIMATE_NOTE.format(scale=model.scale, model=model.name),
-                      UNCERTAINTY_NOTE.format(scale=model.scale, model=model.name) if settings.uncertainty else "")
+        notes = Notes.of(model.scale, model.name, settings.uncertainty)
         upscaler = Upscaler(model, ForwardModel.of(model.degradation), ensemble=settings.ensemble)
         self.worker = Worker(self.spool, upscaler, model.intensity, notes, settings.destination, settings.ae_title,
                              settings.quiet_seconds, settings.retry_seconds, settings.max_retry_seconds)

@@ -19,7 +19,8 @@ from medivision.data import degradations
 from medivision.data.build import EMBEDDED, SOURCES, find_source, load_source
 from medivision.data.contrast import ContrastOptions, contrast_problems, synthesize
 from medivision.data.dataset import HRDataset, unit_range
-from medivision.data.degradation_options import DEGRADATIONS, RANDOM_KINDS, DegradationOptions, options_problems
+from medivision.data.degradation_options import (DEGRADATIONS, RANDOM_KINDS, THROUGH_PLANE_KINDS, DegradationOptions,
+                                                 options_problems)
 from medivision.data.device_batches import DeviceBatches
 from medivision.data.intensity_augment import IntensityAugment, augment_intensity, augment_problems
 from medivision.data.loader import ResumableLoader
@@ -390,6 +391,9 @@ def _check_arguments(
         problems.append(
             f"data.degradation={degradation!r} is not one of {', '.join(DEGRADATIONS)}"
         )
+    elif (degradation in THROUGH_PLANE_KINDS) != (scale == 1):
+        problems.append(f"data.degradation={degradation} with data.scale={scale}: the through-plane kinds "
+                        f"({', '.join(THROUGH_PLANE_KINDS)}) and only they keep the HR grid, data.scale=1")
     problems += [f"data.degradation_options{problem}" for problem in options_problems(degradation_options)]
     if batch_size < 1:
         problems.append(f"data.batch_size={batch_size} must be at least 1")

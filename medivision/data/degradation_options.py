@@ -11,10 +11,13 @@ import numpy as np
 
 from medivision.data.operators import FORWARD_MODELS, WINDOWS, degrade_array
 from medivision.data.options import mapping_problems, settings_from
+from medivision.data.slice_profile import MAX_SLICE_FACTOR, PROFILES
 
-DEGRADATIONS = ("bicubic", "kspace", "kspace_noise", "blur_noise", "random")
+DEGRADATIONS = ("bicubic", "kspace", "kspace_noise", "blur_noise", "random", "slices")
 # The kinds with random draws: their validation and test LR need per-image seeds.
-RANDOM_KINDS = ("kspace_noise", "blur_noise", "random")
+RANDOM_KINDS = ("kspace_noise", "blur_noise", "random", "slices")
+# The kinds that degrade one axis and return the result on the HR grid (data.scale = 1): through-plane models.
+THROUGH_PLANE_KINDS = ("slices",)
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class DegradationOptions:
     noise: tuple[float, float] = (0.01, 0.04)  # kspace_noise, blur_noise: noise std range, full intensity = 1
     psf_sigma: float = 1.7  # blur_noise: Gaussian PSF std in HR pixels (FWHM about one LR pixel at 4x)
     kinds: tuple[str, ...] = ("bicubic", "kspace", "kspace_noise", "blur_noise")  # random: drawn from these
+    slice_factor: tuple[float, float] = (2.0, 6.0)  # slices: slice spacing over in-plane spacing, drawn from [low, high]
+    slice_profiles: tuple[str, ...] = PROFILES  # slices: rect | gaussian, drawn uniformly
+    slice_gap: tuple[float, float] = (0.0, 0.3)  # slices: gap between slabs as a fraction of the spacing, [low, high]
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> DegradationOptions:
@@ -33,8 +39,9 @@ class DegradationOptions:
         options_problems, which lets them name their own config key; a bad mapping raises ValueError."""
         problems = options_problems(options)
         values = dict(options or {})
-        if "noise" in values and not problems:
-            values["noise"] = _noise_range(values["noise"])
+        for name in ("noise", "slice_factor", "slice_gap"):
+            if name in values and not problems:
+                values[name] = _range(values[name])
         return settings_from(cls, values, problems, "degradation_options")
 
 
@@ -53,7 +60,7 @@ def options_problems(options: Mapping[str, Any] | None) -> list[str]:
         problems.append(f".tukey_alpha={alpha!r} must be a number in [0, 1]")
     if "noise" in options:
         try:
-            low, high = _noise_range(options["noise"])
+            low, high = _range(options["noise"])
             if not 0 <= low <= high < 1:
                 raise ValueError
         except (TypeError, ValueError):
@@ -64,13 +71,32 @@ def options_problems(options: Mapping[str, Any] | None) -> list[str]:
         problems.append(f".psf_sigma={sigma!r} must be a positive number (HR pixels)")
     if "kinds" in options:
         kinds = options["kinds"]
-        allowed = [kind for kind in DEGRADATIONS if kind != "random"]
+        allowed = [kind for kind in DEGRADATIONS if kind not in ("random", *THROUGH_PLANE_KINDS)]
         if isinstance(kinds, str) or not isinstance(kinds, Sequence) or not kinds or not set(kinds) <= set(allowed):
             problems.append(f".kinds={_plain(kinds)!r} must be a non-empty list of {', '.join(allowed)}")
+    problems += _slice_problems(options)
     return problems
 
 
-def _noise_range(noise: Any) -> tuple[float, float]:
+def _slice_problems(options: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for name, low_bound, high_bound in (("slice_factor", 1.0, MAX_SLICE_FACTOR), ("slice_gap", 0.0, 0.9)):
+        if name in options:
+            try:
+                low, high = _range(options[name])
+                if not low_bound <= low <= high <= high_bound:
+                    raise ValueError
+            except (TypeError, ValueError):
+                problems.append(f".{name}={_plain(options[name])!r} must be a number or a range [low, high] within "
+                                f"[{low_bound:g}, {high_bound:g}]")
+    profiles = options.get("slice_profiles", PROFILES)
+    if isinstance(profiles, str) or not isinstance(profiles, Sequence) or not profiles or not set(profiles) <= set(
+            PROFILES):
+        problems.append(f".slice_profiles={_plain(profiles)!r} must be a non-empty list of {', '.join(PROFILES)}")
+    return problems
+
+
+def _range(noise: Any) -> tuple[float, float]:
     if _is_number(noise):
         return float(noise), float(noise)
     if isinstance(noise, str) or not isinstance(noise, Sequence) or len(noise) != 2 or not all(map(_is_number, noise)):

@@ -18,6 +18,11 @@ float [B, C, H/scale, W/scale] in [0, 1] (128 -> 32 at 4x) on the input's device
   blur_noise    a Gaussian PSF (psf_sigma HR pixels) sampled on the LR grid, plus Gaussian noise of std
                 sigma, clipped to [0, 1]. Intensity: mean kept up to the clipping of the noise at 0 and 1.
   random        every image gets one of `kinds`, drawn uniformly (training for robustness).
+  slices        a thick-slice acquisition along the rows only (through-plane models, data.scale = 1): each
+                image gets one of SLICE_BANK geometries, drawn once with a fixed seed from `slice_factor`,
+                `slice_profiles` and `slice_gap` (medivision.data.slice_profile), its slabs averaged
+                (profile_matrix) and interpolated back onto the HR grid by cubic B-spline
+                (interpolation_matrix): float [B, C, H, W], the input a through-plane model refines.
 
 sigma is drawn per image, uniformly from `noise` = [low, high] (a single number: a fixed level). Each kind's
 noise-free part (its forward model) is a matrix of medivision.data.operators, which inference applies too.
@@ -41,6 +46,10 @@ from torch import Tensor
 
 from medivision.data.acquisition import gaussian_psf, kspace_lowpass, rician_magnitude, separable, upsample
 from medivision.data.degradation_options import DEGRADATIONS, RANDOM_KINDS, DegradationOptions
+from medivision.data.slice_profile import SliceGeometry, interpolation_matrix, profile_matrix
+
+# How many slice geometries the `slices` kind draws from.
+SLICE_BANK = 256
 
 
 class Draws(NamedTuple):
@@ -78,7 +87,8 @@ def degrade(
     options = options or DegradationOptions()
     if kind == "random" and not noise:
         kind = "bicubic"
-    draws = random_draws(hr, scale, seeds) if kind in RANDOM_KINDS and noise else None
+    # The geometry of `slices` is drawn whether or not noise is wanted: it has no single forward model.
+    draws = random_draws(hr, scale, seeds) if kind in RANDOM_KINDS and (noise or kind == "slices") else None
     return _degrade(hr, scale, kind, options, draws).clamp(0.0, 1.0)
 
 
@@ -86,6 +96,12 @@ def _degrade(hr: Tensor, scale: int, kind: str, options: DegradationOptions, dra
     """One kind, before clipping to [0, 1]; draws is None for the noise-free forward model."""
     if kind == "bicubic":
         return separable(hr, scale, "bicubic")
+    if kind == "slices":
+        bank = _slice_bank(hr.shape[-2], options.slice_factor, options.slice_profiles, options.slice_gap, hr.device,
+                           hr.dtype)
+        pick = (draws.kind * len(bank)).long().clamp_max(len(bank) - 1)
+        with torch.autocast(hr.device.type, enabled=False):
+            return bank[pick][:, None] @ hr
     if kind == "random":
         kinds = options.kinds
         outputs = torch.stack([_degrade(hr, scale, name, options, draws) for name in kinds])
@@ -99,6 +115,21 @@ def _degrade(hr: Tensor, scale: int, kind: str, options: DegradationOptions, dra
         return rician_magnitude(signal, _sigma(options, draws), draws.noise)
     blurred = gaussian_psf(hr, scale, options.psf_sigma)  # blur_noise
     return blurred if draws is None else blurred + _sigma(options, draws) * draws.noise[:, 0]
+
+
+@functools.lru_cache(maxsize=8)
+def _slice_bank(size: int, factors: tuple[float, float], profiles: tuple[str, ...], gaps: tuple[float, float],
+                device: torch.device, dtype: torch.dtype) -> Tensor:
+    """float [SLICE_BANK, size, size]: interpolation_matrix @ profile_matrix for geometries drawn with a fixed seed,
+    so every run and device trains on the same ones."""
+    rng = np.random.default_rng(0)
+    matrices = []
+    for _ in range(SLICE_BANK):
+        spacing = rng.uniform(*factors)
+        geometry = SliceGeometry(spacing, spacing * (1.0 - rng.uniform(*gaps)), profiles[rng.integers(len(profiles))])
+        slices = geometry.covering(size)  # no HR row is left outside every slab
+        matrices.append(interpolation_matrix(geometry, size, slices) @ profile_matrix(geometry, size, slices))
+    return torch.from_numpy(np.stack(matrices)).to(device, dtype)
 
 
 def _sigma(options: DegradationOptions, draws: Draws) -> Tensor:

@@ -29,9 +29,11 @@ import math
 import numpy as np
 
 WINDOWS = ("none", "hann", "tukey")
-# The forward model of each degradation kind (noise is not part of it; a `random` mix uses bicubic's).
+# The forward model of each degradation kind (noise is not part of it; a `random` mix uses bicubic's). `slices`
+# returns its LR on the HR grid (scale 1, where bicubic is the identity); its forward model is a slice profile
+# per volume (medivision.data.slice_profile), which the through-plane pipeline applies.
 FORWARD_MODELS = {"bicubic": "bicubic", "kspace": "kspace", "kspace_noise": "kspace", "blur_noise": "blur",
-                  "random": "bicubic"}
+                  "random": "bicubic", "slices": "bicubic"}
 
 
 @functools.lru_cache(maxsize=64)

@@ -43,7 +43,8 @@ class SRResNet(nn.Module):
     Args:
         channels: feature width (64 in the paper).
         blocks: residual blocks (16 in the paper).
-        scale: 2, 4 or 8; one PixelShuffle x2 stage per factor of two.
+        scale: 2, 4 or 8, one PixelShuffle x2 stage per factor of two; or 1, no upsampling: the input is already on
+            the output grid (through-plane models refine an interpolated image, medivision.data.slice_profile).
         attention: none | channel | spatial | cbam, in every residual block.
         batch_norm: BatchNorm in the residual blocks, as in SRResNet.
         reduction: channel-gate MLP reduction.
@@ -66,8 +67,8 @@ class SRResNet(nn.Module):
     ):
         super().__init__()
         stages = int(math.log2(scale)) if scale > 0 else 0
-        if scale < 2 or 2**stages != scale:
-            raise ValueError(f"scale={scale} must be a power of two (2, 4, 8)")
+        if scale < 1 or 2**stages != scale:
+            raise ValueError(f"scale={scale} must be a power of two (1, 2, 4, 8)")
         if blocks < 1 or channels < 1:
             raise ValueError(f"blocks={blocks} and channels={channels} must be positive")
         self.scale = scale
@@ -95,7 +96,8 @@ class SRResNet(nn.Module):
         features = self.head(lr)
         sr = self.tail(self.upsample(features + self.body(features)))
         if self.bicubic_skip:
-            sr = sr + F.interpolate(lr, scale_factor=self.scale, mode="bicubic", align_corners=False)
+            sr = sr + (lr if self.scale == 1 else F.interpolate(lr, scale_factor=self.scale, mode="bicubic",
+                                                                align_corners=False))
         return sr
 
 

@@ -57,8 +57,9 @@ class SliceGeometry:
         return max(1, math.floor((pixels - self.thickness) / self.spacing + 1e-9) + 1)
 
     def covering(self, pixels: int) -> int:
-        """The fewest slabs that reach the end of `pixels` output pixels (the last one may stick out)."""
-        return max(1, math.ceil((pixels - self.thickness) / self.spacing - 1e-9) + 1)
+        """Every slab that starts inside `pixels` output pixels (the last one may stick out), so that only a gap can
+        leave pixels at the end outside every slab."""
+        return max(1, math.ceil(pixels / self.spacing - 1e-9))
 
     def pixels(self, slices: int) -> int:
         """The output size that covers `slices` slabs, first edge to last edge."""

@@ -9,6 +9,10 @@ model made it; without `ckpt`, the bundled general model does. The run reports h
 the input (LR-consistency PSNR). ensemble=8 averages the 8 flips/rotations; with uncertainty=true their spread
 is written beside each output as an uncertainty map, in the input's format (medivision.inference.ensemble).
 Runs on the CPU unless device=cuda.
+
+through_plane=true: thick-slice NIfTI volumes (slices 1.5 to 8 times coarser than in-plane) made isotropic at the
+in-plane spacing by a through-plane model (without `ckpt`, the bundled general_thick prior), fine-tuned on each
+scan's own in-plane slices first where PyTorch is installed (adapt=auto; medivision.inference.thick_volumes).
 """
 
 from __future__ import annotations
@@ -20,16 +24,19 @@ import hydra
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from medivision.data.degradation_options import DegradationOptions, ForwardModel, options_problems
+from medivision.data.degradation_options import THROUGH_PLANE_KINDS, DegradationOptions, ForwardModel, options_problems
+from medivision.data.slice_profile import PROFILES
 from medivision.inference.ensemble import check_ensemble
 from medivision.inference.models import load_model
+from medivision.inference.model_file import BUNDLED_THICK_MODEL
 from medivision.inference.pipeline import Upscaler, process
+from medivision.inference.thick_volumes import ThickSettings, check_through_plane, enhance_volumes, resolve_adapt
 from medivision.io.command_line import command_line
 from medivision.io.errors import one_line_errors
 from medivision.io.handlers import jobs
 from medivision.io.intensity import INTENSITY_POLICIES
 from medivision.io.jobs import Notes, attempt
-from medivision.io.outputs import plan
+from medivision.io.outputs import Plan, plan
 from medivision.io.run_summary import RunSummary
 
 logger = logging.getLogger(__name__)
@@ -50,7 +57,11 @@ def enhance(cfg: DictConfig) -> RunSummary:
     """
     check(cfg)
     todo = plan(cfg.input, cfg.output, cfg.dicom_format, cfg.overwrite, cfg.allow_inside_input, cfg.uncertainty)
+    if cfg.through_plane:
+        return enhance_thick(cfg, todo)
     model = load_model(cfg.ckpt, cfg.device, cfg.precision, cfg.threads)
+    if model.degradation in THROUGH_PLANE_KINDS:
+        raise ValueError(f"{model.name} is a through-plane model: pass through_plane=true with a thick-slice volume")
     intensity = cfg.intensity or model.intensity
     if intensity != model.intensity:
         logger.warning("intensity=%s: %s was trained on data mapped with %s; its outputs may be off",
@@ -75,24 +86,49 @@ def enhance(cfg: DictConfig) -> RunSummary:
             done = attempt(skip, [job.source], lambda job=job: process(job, upscaler, bar.update))
             if done is not None:
                 run.add(*done)
+    return finish(cfg, run, start, len(todo.pairs))
+
+
+def enhance_thick(cfg: DictConfig, todo: Plan) -> RunSummary:
+    """Thick-slice volumes made isotropic (through_plane=true)."""
+    adapt = resolve_adapt(cfg.adapt, cfg.ckpt)
+    model = load_model(cfg.ckpt, cfg.device, cfg.precision, cfg.threads, BUNDLED_THICK_MODEL, on_torch=adapt)
+    check_through_plane(model)
+    settings = ThickSettings(adapt, cfg.adapt_seconds, cfg.slice_thickness, cfg.slice_profile, cfg.uncertainty,
+                             cfg.batch_size)
+    run = RunSummary(model.name, 1, todo.ignored)
+    start = time.perf_counter()
+    enhance_volumes(todo, model, settings, cfg.intensity or model.intensity, run)
+    return finish(cfg, run, start, len(todo.pairs))
+
+
+def finish(cfg: DictConfig, run: RunSummary, start: float, inputs: int) -> RunSummary:
+    """The run's time set; ValueError when nothing was written, or with cfg.strict when anything was skipped."""
     run.seconds = time.perf_counter() - start
     if not run.written:
         raise ValueError(run.skipped[0][1] if len(run.skipped) == 1 else (
             f"none of the {len(run.skipped)} input files could be enhanced: {run.skipped_text(3)}"))
     if cfg.strict and run.skipped:
-        raise ValueError(f"strict=true: {len(run.skipped)} of {len(todo.pairs)} files were skipped "
+        raise ValueError(f"strict=true: {len(run.skipped)} of {inputs} files were skipped "
                          f"({run.skipped_text(3)}); the other {len(run.written)} outputs are written")
     return run
 
 
 def check(cfg: DictConfig) -> None:
     """The values of cfg that need no file to be wrong: ValueError naming the key and the fix."""
-    check_ensemble(cfg.ensemble, cfg.uncertainty)
+    check_ensemble(cfg.ensemble, cfg.uncertainty and not cfg.through_plane)
+    if cfg.through_plane and cfg.ensemble != 1:
+        raise ValueError("ensemble=8 is for the in-plane mode; through_plane=true averages its two through-plane "
+                         "orientations instead, and uncertainty=true maps where they disagree")
     if cfg.axis not in (0, 1, 2):
         raise ValueError(f"axis={cfg.axis} must be 0, 1 or 2 (the NIfTI array axis slices are cut across)")
     if cfg.intensity is not None and cfg.intensity not in INTENSITY_POLICIES:
         raise ValueError(f"intensity={cfg.intensity!r} is not one of {', '.join(INTENSITY_POLICIES)}, or null for "
                          "the model's own")
+    if cfg.slice_profile not in PROFILES:
+        raise ValueError(f"slice_profile={cfg.slice_profile!r} is not one of {', '.join(PROFILES)}")
+    if cfg.adapt_seconds <= 0:
+        raise ValueError(f"adapt_seconds={cfg.adapt_seconds} must be positive")
     problems = options_problems(cfg.degradation_options)
     if problems:
         raise ValueError("; ".join("degradation_options" + problem for problem in problems))

@@ -65,13 +65,16 @@ def real_scan_files(scans: Sequence[RealScan] = REAL_SCANS) -> list[tuple[str, P
     Raises DataError naming the package and the extra that installs it when a package is missing; a file
     missing from an installed package is listed all the same (its build skips and counts it).
     """
-    files = []
-    for scan in scans:
-        spec = importlib.util.find_spec(scan.package)
-        if spec is None or not spec.submodule_search_locations:
-            raise DataError(f"data=real_scans needs the package {scan.package}: pip install -e '.[{EXTRA}]'")
-        files.append((scan.group, Path(next(iter(spec.submodule_search_locations))) / scan.relative))
-    return files
+    return [(scan.group, package_file(scan.package, scan.relative, "data=real_scans")) for scan in scans]
+
+
+def package_file(package: str, relative: str, needed_by: str) -> Path:
+    """The path of a file that ships inside an installed package (it may be missing from it). DataError naming the
+    package, what needs it, and the extra that installs it when the package is not installed."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError(f"{needed_by} needs the package {package}: pip install -e '.[{EXTRA}]'")
+    return Path(next(iter(spec.submodule_search_locations))) / relative
 
 
 def build_real_scans(files: Sequence[tuple[str, Path]], min_foreground: float, hr_size: int,

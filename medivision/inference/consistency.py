@@ -20,7 +20,12 @@ def lr_consistency_psnr(sr: np.ndarray, lr: np.ndarray, scale: int, forward: For
     so a good SR image degrades back to it (bicubic upsampling scores high here too; this measures
     faithfulness, not quality).
     """
-    error = (forward.degrade(sr, scale).astype(np.float64) - lr).reshape(len(lr), -1)
+    return psnr(forward.degrade(sr, scale), lr)
+
+
+def psnr(estimate: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """PSNR (dB, data range 1) per image of two batches [N, ...] in [0, 1]: float [N], at most MAX_PSNR."""
+    error = (estimate.astype(np.float64) - reference).reshape(len(reference), -1)
     mse = np.maximum((error ** 2).mean(1), 1e-12)
     return np.minimum(-10.0 * np.log10(mse), MAX_PSNR)
 

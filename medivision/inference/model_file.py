@@ -26,16 +26,17 @@ from safetensors.numpy import save_file
 
 FORMAT = "medivision-sr-1"
 BUNDLED_MODEL = "general"  # medivision/weights/general.safetensors and general.onnx, the same network
+BUNDLED_THICK_MODEL = "general_thick"  # the through-plane prior, likewise
 # Models from before the policy was recorded read image files by their dtype's range (8 bits /255, 16 bits
 # /65535); NIfTI volumes were divided by a percentile, which no policy reproduces.
 UNRECORDED_INTENSITY = "dtype"
 NOTE = "outputs are model estimates, not measurements; input and output in [0, 1]"
 
 
-def bundled_model_path(suffix: str = ".onnx") -> Path:
-    """The general model shipped inside the package (medivision/weights/), as ONNX (what the core install runs)
-    or .safetensors (the torch backend's), with MODEL_CARD.md beside it."""
-    path = Path(str(resources.files("medivision"))) / "weights" / (BUNDLED_MODEL + suffix)
+def bundled_model_path(suffix: str = ".onnx", name: str = BUNDLED_MODEL) -> Path:
+    """A model shipped inside the package (medivision/weights/), as ONNX (what the core install runs) or
+    .safetensors (the torch backend's), with its model card beside them."""
+    path = Path(str(resources.files("medivision"))) / "weights" / (name + suffix)
     if not path.is_file():
         raise FileNotFoundError(f"the bundled model {path} is missing from this installation: reinstall medivision, "
                                 "or pass ckpt=PATH")

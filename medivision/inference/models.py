@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from medivision.inference.model_file import bundled_model_path, short_commit
+from medivision.inference.model_file import BUNDLED_MODEL, bundled_model_path, short_commit
 from medivision.inference.onnx import OnnxSR
 from medivision.io.errors import TRAIN_EXTRA
 
@@ -34,21 +34,23 @@ class SRModel(Protocol):
     def __call__(self, lr: np.ndarray) -> np.ndarray: ...
 
 
-def load_model(path: str | Path | None, device: str = "cpu", precision: str = "fp32", threads: int = 0) -> SRModel:
+def load_model(path: str | Path | None, device: str = "cpu", precision: str = "fp32", threads: int = 0,
+               bundled: str = BUNDLED_MODEL, on_torch: bool = False) -> SRModel:
     """A model by its file, chosen by the file name: an exported ONNX file (.onnx) on ONNX Runtime; a checkpoint of
-    medivision.train or a MediVision model file (.safetensors) on PyTorch; None: the bundled general model (ONNX,
-    or its .safetensors twin for precision=bf16 or device=cuda). precision: fp32 | bf16 (PyTorch only).
-    threads: intra-op threads (0: one per core)."""
+    medivision.train or a MediVision model file (.safetensors) on PyTorch; None: the bundled model `bundled` (ONNX,
+    or its .safetensors twin for precision=bf16, device=cuda or on_torch, which fine-tuning needs).
+    precision: fp32 | bf16 (PyTorch only). threads: intra-op threads (0: one per core)."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision={precision!r} is not one of {', '.join(PRECISIONS)}")
     check_device(device)
     if path is None:
-        torch_backend = precision != "fp32" or device != "cpu"
+        torch_backend = on_torch or precision != "fp32" or device != "cpu"
         if torch_backend and not _has_torch():
             raise ValueError(f"precision={precision} device={device}: the bundled model runs so on PyTorch, which is "
                              f"not installed: {TRAIN_EXTRA}, or use precision=fp32 device=cpu (ONNX Runtime)")
-        model = _load(bundled_model_path(".safetensors" if torch_backend else ".onnx"), device, precision, threads)
-        model.name = f"the bundled general model {model.name} (commit {short_commit(model.provenance['commit'])})"
+        model = _load(bundled_model_path(".safetensors" if torch_backend else ".onnx", bundled), device, precision,
+                      threads)
+        model.name = f"the bundled {bundled} model {model.name} (commit {short_commit(model.provenance['commit'])})"
         return model
     path = Path(path).expanduser()
     if not path.is_file():

@@ -58,16 +58,17 @@ def image_job(source: Path, target: Path, intensity: str, notes: Notes) -> Job:
 def nifti_job(source: Path, target: Path, intensity: str, axis: int, scale: int, notes: Notes) -> Job:
     """A NIfTI volume: its slices across `axis` [N, 1, a, b], one intensity map for the whole volume."""
     image, unit, mapping = nifti_files.read_unit(source, intensity)
+    grid = nifti_files.in_plane_grid(axis, scale)
 
     def write(result: Result) -> Written:
         target.parent.mkdir(parents=True, exist_ok=True)
         volume = nifti_files.from_slices(result.sr, axis)
-        nifti_files.write_nifti(target, nifti_files.derive(image, volume, axis, scale, notes.image))
+        nifti_files.write_nifti(target, nifti_files.derive(image, volume, grid, notes.image))
         if result.spread is None:
             return Written([target], [])
         spread = nifti_files.from_slices(result.spread, axis)
         nifti_files.write_nifti(uncertainty_path(target),
-                                nifti_files.derive(image, spread, axis, scale, notes.uncertainty))
+                                nifti_files.derive(image, spread, grid, notes.uncertainty))
         return Written([target], [uncertainty_path(target)])
 
     return Job(source, nifti_files.to_slices(unit, axis), partial(to_stored, mapping), write)

@@ -81,23 +81,37 @@ def from_slices(slices: np.ndarray, axis: int) -> np.ndarray:
 COMMENT_EXTENSION = 6
 
 
-def derive(source: nib.Nifti1Image, volume: np.ndarray, axis: int, scale: int, note: str) -> nib.Nifti1Image:
-    """The SR volume as a NIfTI image of the source's class, on a grid `scale` times finer in-plane.
-
-    volume: values [X', Y', Z'] with the two axes other than `axis` `scale` times longer. The affine maps
-    the new voxel i' to the source's voxel index (i' + 0.5) / scale - 0.5 along those axes (the same
-    pixel centres as the network's upsampling), so zooms shrink by `scale` and the volume stays in
-    place; the slice axis is unchanged. The qform and the sform are each refined that way from the source's
-    own form and keep its code (the two may place the volume in different spaces, e.g. scanner and MNI
-    coordinates). The on-disk dtype is kept (nibabel
-    rescales float values into an integer dtype with scl_slope/scl_inter); cal_min/cal_max are the new
-    volume's range; `descrip` says the volume is a model estimate, in as much of `note` as its 80 bytes hold,
-    and a comment extension (NIfTI extension code 6) holds `note` whole, naming the model in full.
-    """
+def in_plane_grid(axis: int, scale: int) -> np.ndarray:
+    """[4, 4]: new voxel index -> source voxel index for a grid `scale` times finer across the two axes other than
+    `axis`: i' -> (i' + 0.5) / scale - 0.5, the same pixel centres as the network's upsampling."""
     to_source = np.eye(4)
     for in_plane in (a for a in range(3) if a != axis):
         to_source[in_plane, in_plane] = 1.0 / scale
         to_source[in_plane, 3] = -(scale - 1) / (2 * scale)
+    return to_source
+
+
+def slice_grid(axis: int, spacing: float, offset: float) -> np.ndarray:
+    """[4, 4]: new voxel index -> source voxel index for a grid finer along the slice axis `axis` only, whose voxel
+    i' lies at slice (i' - offset) / spacing (medivision.data.slice_profile): the acquired slices stay in place."""
+    to_source = np.eye(4)
+    to_source[axis, axis] = 1.0 / spacing
+    to_source[axis, 3] = -offset / spacing
+    return to_source
+
+
+def derive(source: nib.Nifti1Image, volume: np.ndarray, to_source: np.ndarray, note: str) -> nib.Nifti1Image:
+    """The SR volume as a NIfTI image of the source's class, on the finer grid that `to_source` ([4, 4], new voxel
+    index -> source voxel index: in_plane_grid or slice_grid) describes.
+
+    volume: values [X', Y', Z'] on that grid. The affine becomes the source's affine @ to_source, so zooms shrink
+    and the volume stays in place. The qform and the sform are each refined that way from the source's own form
+    and keep its code (the two may place the volume in different spaces, e.g. scanner and MNI coordinates). The
+    on-disk dtype is kept (nibabel rescales float values into an integer dtype with scl_slope/scl_inter);
+    cal_min/cal_max are the new volume's range; `descrip` says the volume is a model estimate, in as much of
+    `note` as its 80 bytes hold, and a comment extension (NIfTI extension code 6) holds `note` whole, naming the
+    model in full.
+    """
     derived = type(source)(volume, source.affine @ to_source, header=source.header.copy())
     # Left alone, nibabel would mark the changed affine "aligned" (sform) and "unknown" (qform).
     derived.set_qform(source.header.get_qform() @ to_source, int(source.header["qform_code"]))

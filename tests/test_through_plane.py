@@ -1,0 +1,181 @@
+"""Thick-slice volumes made isotropic: the through-plane pipeline, adaptation, enhance through_plane=true on real
+NIfTI volumes, and the thick-slice benchmark."""
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from nibabel.testing import data_path
+
+from medivision.data.slice_profile import SliceGeometry, profile_matrix
+from medivision.inference.consistency import psnr
+from medivision.inference.models import load_model
+from medivision.inference.through_plane import ThroughPlane, consistent, interpolate, slice_axis
+from medivision.report.thick_slices import THICK_METHODS
+from tests.clinic import compose_config, run
+
+REPO = Path(__file__).resolve().parents[1]
+ANATOMICAL = Path(data_path) / "anatomical.nii"  # a real 2 mm T1 volume, 33 x 41 x 25
+
+
+@pytest.fixture(scope="session")
+def thick_checkpoint(kaggle_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real checkpoint of a tiny through-plane model (+experiment=general_thick), trained for 2 batches."""
+    from medivision.train import train
+    from tests.training import compose_train, tiny
+
+    out = tmp_path_factory.mktemp("thick_run")
+    train(compose_train(tiny(kaggle_root, out, "+experiment=general_thick", "logger=none", "test=false",
+                             "data.limit=24")))
+    return out / "checkpoints" / "last.ckpt"
+
+
+def real_volume() -> np.ndarray:
+    """nibabel's anatomical volume in [0, 1], float32 [33, 41, 25]."""
+    values = np.asanyarray(nib.load(str(ANATOMICAL)).dataobj).astype(np.float32)
+    return (values - values.min()) / (values.max() - values.min())
+
+
+def thick_file(path: Path, factor: int = 4, thickness: float | None = None) -> tuple[Path, np.ndarray]:
+    """nibabel's anatomical volume with `factor`x thicker slabs along y (rect profile), written as NIfTI with its
+    spacing and an affine that keeps each slab's centre where it was; and the truth it was made from [33, n, 25]."""
+    image = nib.load(str(ANATOMICAL))
+    geometry = SliceGeometry(float(factor), float(thickness or factor))
+    volume = real_volume()
+    slices = geometry.slices(volume.shape[1])
+    truth = volume[:, :geometry.pixels(slices)]
+    thick = np.tensordot(truth, profile_matrix(geometry, truth.shape[1], slices).astype(np.float32), axes=(1, 1))
+    thick = np.moveaxis(thick, 2, 1)
+    to_fine = np.eye(4)
+    to_fine[1, 1], to_fine[1, 3] = factor, geometry.offset
+    made = nib.Nifti1Image((thick * 1000).astype(np.int16), image.affine @ to_fine)
+    made.header.set_zooms((2.0, 2.0 * factor, 2.0))
+    nib.save(made, str(path))
+    return path, truth
+
+
+def test_the_slice_axis_is_the_coarsest_and_odd_volumes_are_refused():
+    axis, geometry = slice_axis((0.9, 0.9, 4.5), thickness=3.6)
+    assert axis == 2 and geometry.spacing == pytest.approx(5.0) and geometry.thickness == pytest.approx(4.0)
+    with pytest.raises(ValueError, match="about isotropic.*in-plane mode"):
+        slice_axis((1.0, 1.0, 1.2))
+    with pytest.raises(ValueError, match="9.0x coarser than in-plane; through_plane=true handles up to 8x"):
+        slice_axis((1.0, 1.0, 9.0))
+    with pytest.raises(ValueError, match="slice_thickness=6 mm must be positive and at most the slice spacing"):
+        slice_axis((1.0, 1.0, 5.0), thickness=6.0)
+
+
+def test_consistency_makes_the_slabs_equal_the_acquired_slices():
+    truth = np.moveaxis(real_volume(), 1, 0)
+    geometry = SliceGeometry(4.0, 3.0)
+    slices = geometry.slices(len(truth))
+    truth = truth[:geometry.pixels(slices)]
+    profile = profile_matrix(geometry, len(truth), slices).astype(np.float32)
+    acquired = np.tensordot(profile, truth, axes=(1, 0))
+    cubic = interpolate(acquired, geometry)
+    fixed = consistent(cubic, acquired, geometry)
+    assert psnr(np.tensordot(profile, cubic, axes=(1, 0))[None], acquired[None])[0] < 50  # B-spline is not
+    assert psnr(np.tensordot(profile, fixed, axes=(1, 0))[None], acquired[None])[0] > 60
+    assert psnr(fixed[None], truth[None])[0] > psnr(cubic[None], truth[None])[0]  # and it moves towards the truth
+
+
+def test_identity_model_gives_the_consistent_interpolation_and_both_orientations_run():
+    truth = np.moveaxis(real_volume(), 1, 0)[:40]
+    geometry = SliceGeometry(4.0, 4.0)
+    acquired = np.tensordot(profile_matrix(geometry, 40, 10).astype(np.float32), truth, axes=(1, 0))
+    calls = []
+    result = ThroughPlane(lambda images: calls.append(images.shape) or images, geometry)(acquired)
+    np.testing.assert_allclose(result.volume, consistent(interpolate(acquired, geometry), acquired, geometry),
+                               atol=1e-6)
+    assert {shape[2:] for shape in calls} == {(40, 25), (40, 33)}  # rows: the slice axis, in both orientations
+    assert result.lr_psnr > 40 and not result.disagreement.any()
+
+
+def test_enhance_makes_a_thick_volume_isotropic_in_place(thick_checkpoint, tmp_path):
+    source, truth = thick_file(tmp_path / "thick.nii.gz")
+    summary = run(thick_checkpoint, source, tmp_path / "iso.nii.gz", "through_plane=true", "adapt=false",
+                  "uncertainty=true")
+    assert summary.lr_psnr[0] > 40 and len(summary.maps) == 1
+    out = nib.load(str(tmp_path / "iso.nii.gz"))
+    assert out.shape == truth.shape and np.allclose(out.header.get_zooms()[:3], 2.0)
+    # every acquired slab's centre lies where it did: voxel j of the input, voxel offset + 4 j of the output
+    given = nib.load(str(source))
+    for j in (0, 5):
+        np.testing.assert_allclose(given.affine @ [3, j, 4, 1], out.affine @ [3, 1.5 + 4 * j, 4, 1], atol=1e-4)
+    assert out.get_data_dtype() == np.int16 and "through-plane" in out.header["descrip"].tobytes().decode()
+    note = out.header.extensions[0].get_content().decode()
+    assert "model estimate, not a measurement" in note and "last.ckpt" in note
+    values = np.asanyarray(out.dataobj) / 1000.0
+    assert psnr(values[None], truth[None])[0] > 20
+
+
+def test_adaptation_fits_the_scan_and_is_named_in_the_output(thick_checkpoint, tmp_path):
+    from medivision.inference.adapt import _pairs, adapt
+
+    model = load_model(thick_checkpoint)
+    acquired = np.moveaxis(real_volume(), 1, 0)[::4]
+    geometry = SliceGeometry(4.0, 4.0)
+    adapted, steps = adapt(model, acquired, geometry, seconds=60, steps=30, batch_size=8, patch=24,
+                           learning_rate=1e-3)
+    assert steps == 30
+    inputs, targets = _pairs(acquired, geometry, model.device)
+
+    def l1(candidate):
+        return np.mean([np.abs(candidate(x.numpy()) - y.numpy()).mean() for x, y in zip(inputs, targets)])
+
+    assert l1(adapted) < l1(model)  # better on the scan's own pairs than the prior it started from
+    source, _ = thick_file(tmp_path / "thick.nii.gz")
+    run(thick_checkpoint, source, tmp_path / "iso.nii.gz", "through_plane=true", "adapt=true", "adapt_seconds=2")
+    note = nib.load(str(tmp_path / "iso.nii.gz")).header.extensions[0].get_content().decode()
+    assert "adapted to this scan for" in note
+
+
+def test_through_plane_refusals_are_one_line(thick_checkpoint, tiny_checkpoint, tmp_path):
+    source, _ = thick_file(tmp_path / "thick.nii.gz")
+    with pytest.raises(ValueError, match="in-plane model .*through_plane=true needs a through-plane model"):
+        run(tiny_checkpoint, source, tmp_path / "a.nii.gz", "through_plane=true", "adapt=false")
+    with pytest.raises(ValueError, match="is a through-plane model: pass through_plane=true"):
+        run(thick_checkpoint, source, tmp_path / "b.nii.gz")
+    with pytest.raises(ValueError, match="about isotropic"):
+        run(thick_checkpoint, ANATOMICAL, tmp_path / "c.nii.gz", "through_plane=true", "adapt=false")
+    flat = tmp_path / "flat.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((20, 30), np.float32), np.diag([1.0, 4.0, 1.0, 1.0])), str(flat))
+    with pytest.raises(ValueError, match="a 2-D image; through_plane=true needs a volume"):
+        run(thick_checkpoint, flat, tmp_path / "d.nii.gz", "through_plane=true", "adapt=false")
+    with pytest.raises(ValueError, match="slice_profile='box' is not one of rect, gaussian"):
+        run(thick_checkpoint, source, tmp_path / "e.nii.gz", "through_plane=true", "slice_profile=box")
+    with pytest.raises(ValueError, match="adapt=true fine-tunes a .ckpt or .safetensors model"):
+        run(tmp_path / "model.onnx", source, tmp_path / "f.nii.gz", "through_plane=true", "adapt=true")
+
+
+@pytest.mark.slow  # a fresh interpreter imports torch: about 10 s
+def test_thick_benchmark_scores_every_method_against_the_truth(thick_checkpoint, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "medivision.thick_benchmark", f"ckpt={thick_checkpoint}", "volumes=[anatomical]",
+         "cases=[{factor: 4}, {factor: 4, thickness: 3}]", "adapt_seconds=2", f"hydra.run.dir={tmp_path}"],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    with open(tmp_path / "results.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["case"] for row in rows] == ["4x, 4 px rect", "4x, 3 px rect"]
+    for row in rows:
+        scores = {method: float(row[f"{method} psnr"]) for method in THICK_METHODS}
+        assert scores["cubic B-spline"] > scores["linear"] > 20 and float(row["lr_psnr"]) > 40
+        assert int(row["adapt steps"]) >= 1 and 0 < float(row["prior + adaptation ssim"]) <= 1
+    report = (tmp_path / "report.md").read_text()
+    assert "## anatomical" in report and "prior - cubic" in report and "not evidence" not in report
+    assert (tmp_path / "reformats_anatomical.png").stat().st_size > 10_000
+
+
+def test_thick_benchmark_refuses_a_bad_case(thick_checkpoint):
+    from medivision.thick_benchmark import check
+
+    with pytest.raises(ValueError, match="needs factor .* and at most that thickness"):
+        check(compose_config("thick_benchmark", ["cases=[{factor: 3, thickness: 4}]"]))
+    with pytest.raises(ValueError, match="volumes=\\['brain'\\] must be a non-empty list of epi"):
+        check(compose_config("thick_benchmark", ["volumes=[brain]"]))

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 CONSTRAINTS := constraints.txt
 PIP := --quiet --disable-pip-version-check
 
-.PHONY: help install lock demo bundle test lint gpu-check clean-outputs
+.PHONY: help install lock demo bundle bundle-thick test lint gpu-check clean-outputs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -43,6 +43,18 @@ bundle: $(STAMP)  ## train the bundled general model (+experiment=general), gate
 	  ckpt=$$(ls -t $(BUNDLE_RUN)/checkpoints/best-*.ckpt | head -1)
 	$(PY) -m medivision.export format=onnx overwrite=true output=medivision/weights/general.onnx \
 	  ckpt=medivision/weights/general.safetensors
+
+# The bundled through-plane prior, likewise: written only if it beats cubic B-spline on the thick-slice benchmark.
+THICK_RUN := outputs/runs/general_thick-$(shell date -u +%Y%m%d-%H%M%S)
+
+bundle-thick: $(STAMP)  ## train the through-plane prior (+experiment=general_thick), gate it on the thick-slice benchmark, write medivision/weights/general_thick.*
+	$(PY) -m medivision.train +experiment=general_thick hydra.run.dir=$(THICK_RUN)
+	$(PY) -m medivision.thick_benchmark require_gate=true hydra.run.dir=$(THICK_RUN)/thick_benchmark \
+	  ckpt=$$(ls -t $(THICK_RUN)/checkpoints/best-*.ckpt | head -1)
+	$(PY) -m medivision.export format=safetensors overwrite=true output=medivision/weights/general_thick.safetensors \
+	  ckpt=$$(ls -t $(THICK_RUN)/checkpoints/best-*.ckpt | head -1)
+	$(PY) -m medivision.export format=onnx overwrite=true output=medivision/weights/general_thick.onnx \
+	  ckpt=medivision/weights/general_thick.safetensors
 
 test: $(STAMP)  ## run the test suite (CPU, tiny models)
 	$(PY) -m pytest -q

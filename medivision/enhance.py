@@ -27,8 +27,8 @@ from tqdm import tqdm
 from medivision.data.degradation_options import THROUGH_PLANE_KINDS, DegradationOptions, ForwardModel, options_problems
 from medivision.data.slice_profile import PROFILES
 from medivision.inference.ensemble import check_ensemble
-from medivision.inference.models import load_model
 from medivision.inference.model_file import BUNDLED_THICK_MODEL
+from medivision.inference.models import load_model
 from medivision.inference.pipeline import Upscaler, process
 from medivision.inference.thick_volumes import ThickSettings, check_through_plane, enhance_volumes, resolve_adapt
 from medivision.io.command_line import command_line

@@ -8,6 +8,9 @@ bundled general_thick) and by the prior adapted to that volume for `adapt_second
 Each result is scored against the volume itself: PSNR over the volume, SSIM over its through-plane images, and
 the LR-consistency of the model's output (its slabs re-profiled against the simulated acquisition).
 
+With require_gate=true a prior that does not beat cubic B-spline in PSNR and SSIM in every case of every volume
+that is evidence (not the training anatomy) is an error naming those cases (what `make bundle-thick` runs).
+
 Writes into the run directory (outputs/thick_benchmark/<time>/): results.csv, report.md and reformats_<volume>.png
 (orthogonal planes of each method with its error, for the case at `figure_factor` without a gap).
 """
@@ -26,15 +29,15 @@ with train_extra("medivision.thick_benchmark"):
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import DictConfig
 
-    from medivision.data.isotropic_volumes import ISOTROPIC_VOLUMES, VOLUME_NAMES, read_volume
+    from medivision.data.isotropic_volumes import ISOTROPIC_VOLUMES, TRAINING_ANATOMY, VOLUME_NAMES, read_volume
     from medivision.data.slice_profile import PROFILES, SliceGeometry, profile_matrix
     from medivision.inference.adapt import adapt
     from medivision.inference.model_file import BUNDLED_THICK_MODEL
     from medivision.inference.models import load_model
     from medivision.inference.thick_volumes import check_through_plane
-    from medivision.inference.through_plane import ThroughPlane, interpolate
+    from medivision.inference.through_plane import ThroughPlane, consistent, interpolate
     from medivision.report.tables import text_table, write_csv
-    from medivision.report.thick_slices import THICK_METHODS, report_lines, reformats, volume_scores
+    from medivision.report.thick_slices import THICK_METHODS, gate_failures, reformats, report_lines, volume_scores
 
 
 @command_line("thick_benchmark", __doc__)
@@ -64,6 +67,10 @@ def main(cfg: DictConfig) -> None:
     print("\n".join(text_table(["volume", "case", *[f"{m} (dB)" for m in methods]],
                                [[r["volume"], r["case"], *[f"{r[m + ' psnr']:.2f}" for m in methods]] for r in rows])))
     print(f"\nreport: {out / 'report.md'}")
+    failed = gate_failures(rows, [name for name in cfg.volumes if name not in TRAINING_ANATOMY])
+    if cfg.require_gate and failed:
+        raise ValueError(f"the prior does not beat cubic B-spline in PSNR and SSIM in {len(failed)} cases, so it is "
+                         f"not shipped: {'; '.join(failed)}")
 
 
 def run_case(model, isotropic: np.ndarray, geometry: SliceGeometry, adapt_too: bool,
@@ -73,7 +80,9 @@ def run_case(model, isotropic: np.ndarray, geometry: SliceGeometry, adapt_too: b
     slices = geometry.slices(len(isotropic))
     truth = isotropic[:geometry.pixels(slices)]
     acquired = np.tensordot(profile_matrix(geometry, len(truth), slices).astype(np.float32), truth, axes=(1, 0))
-    estimates = {"linear": interpolate(acquired, geometry, 1), "cubic B-spline": interpolate(acquired, geometry, 3)}
+    cubic = interpolate(acquired, geometry, 3)
+    estimates = {"linear": interpolate(acquired, geometry, 1), "cubic B-spline": cubic,
+                 "cubic B-spline, consistent": consistent(cubic, acquired, geometry)}
     start = time.perf_counter()
     prior = ThroughPlane(model, geometry)(acquired)
     row = {"case": f"{geometry.spacing:g}x, {geometry.thickness:g} px {geometry.profile}", "slices": slices,

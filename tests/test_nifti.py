@@ -21,7 +21,8 @@ def enhanced(source: Path, out: Path, axis: int = 2) -> tuple[nib.Nifti1Image, n
     image, stored = nifti_files.read_nifti(source)
     repeats = [1 if a == axis else SCALE for a in range(3)]
     volume = (np.kron(stored, np.ones(repeats)) // 2).astype(stored.dtype)
-    nifti_files.write_nifti(out, nifti_files.derive(image, volume, nifti_files.in_plane_grid(axis, SCALE), "a model estimate"))
+    grid = nifti_files.in_plane_grid(axis, SCALE)
+    nifti_files.write_nifti(out, nifti_files.derive(image, volume, grid, "a model estimate"))
     return image, nib.load(str(out))
 
 

@@ -19,8 +19,13 @@ from medivision.data import degradations
 from medivision.data.build import EMBEDDED, SOURCES, find_source, load_source
 from medivision.data.contrast import ContrastOptions, contrast_problems, synthesize
 from medivision.data.dataset import HRDataset, unit_range
-from medivision.data.degradation_options import (DEGRADATIONS, RANDOM_KINDS, THROUGH_PLANE_KINDS, DegradationOptions,
-                                                 options_problems)
+from medivision.data.degradation_options import (
+    DEGRADATIONS,
+    RANDOM_KINDS,
+    THROUGH_PLANE_KINDS,
+    DegradationOptions,
+    options_problems,
+)
 from medivision.data.device_batches import DeviceBatches
 from medivision.data.intensity_augment import IntensityAugment, augment_intensity, augment_problems
 from medivision.data.loader import ResumableLoader

@@ -29,9 +29,9 @@ class DegradationOptions:
     noise: tuple[float, float] = (0.01, 0.04)  # kspace_noise, blur_noise: noise std range, full intensity = 1
     psf_sigma: float = 1.7  # blur_noise: Gaussian PSF std in HR pixels (FWHM about one LR pixel at 4x)
     kinds: tuple[str, ...] = ("bicubic", "kspace", "kspace_noise", "blur_noise")  # random: drawn from these
-    slice_factor: tuple[float, float] = (2.0, 6.0)  # slices: slice spacing over in-plane spacing, drawn from [low, high]
+    slice_factor: tuple[float, float] = (2.0, 6.0)  # slices: slice over in-plane spacing, drawn from [low, high]
     slice_profiles: tuple[str, ...] = PROFILES  # slices: rect | gaussian, drawn uniformly
-    slice_gap: tuple[float, float] = (0.0, 0.3)  # slices: gap between slabs as a fraction of the spacing, [low, high]
+    slice_gap: tuple[float, float] = (0.0, 0.3)  # slices: gap between slabs, a fraction of the spacing, [low, high]
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> DegradationOptions:

@@ -37,6 +37,8 @@ ISOTROPIC_VOLUMES = (
                     "a check, not evidence"),
 )
 VOLUME_NAMES = tuple(volume.name for volume in ISOTROPIC_VOLUMES)
+# The volumes whose anatomy the general models train on: reported, but no evidence and not part of the gate.
+TRAINING_ANATOMY = ("mni152",)
 
 
 def read_volume(volume: IsotropicVolume, intensity: str = "minmax") -> tuple[np.ndarray, tuple[float, ...]]:

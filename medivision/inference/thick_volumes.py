@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -79,7 +80,7 @@ def enhance_volumes(todo: Plan, model: SRModel, settings: ThickSettings, intensi
     for source, _ in todo.images + todo.dicom:
         run.skip(source, f"{source}: through_plane=true takes NIfTI volumes; enhance it without through_plane")
     for source, target in todo.nifti:
-        done = attempt(run.skip, [source], lambda: _volume(source, target, model, settings, intensity))
+        done = attempt(run.skip, [source], partial(_volume, source, target, model, settings, intensity))
         if done is not None:
             run.add(*done)
 

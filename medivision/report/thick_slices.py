@@ -15,7 +15,9 @@ import torch  # noqa: E402
 from medivision.report.metrics import psnr, ssim  # noqa: E402
 from medivision.report.tables import markdown_table  # noqa: E402
 
-THICK_METHODS = ("linear", "cubic B-spline", "prior", "prior + adaptation")
+THICK_METHODS = ("linear", "cubic B-spline", "cubic B-spline, consistent", "prior", "prior + adaptation")
+# What the prior must beat, in PSNR and SSIM, on every case of every volume that is evidence, to ship.
+GATE_BASELINE = "cubic B-spline"
 
 
 def volume_scores(estimate: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -42,6 +44,14 @@ def report_lines(rows: Sequence[dict], notes: Sequence[str]) -> list[str]:
                  else "-", f"{row['lr_psnr']:.1f} dB"] for row in cases]
         lines += [f"## {volume}", "", *markdown_table(header, body), ""]
     return lines + [f"- {note}" for note in notes]
+
+
+def gate_failures(rows: Sequence[dict], volumes: Sequence[str]) -> list[str]:
+    """The cases of `volumes` where the prior does not beat GATE_BASELINE in both PSNR and SSIM ([]: it ships)."""
+    return [f"{row['volume']} {row['case']}: prior {row['prior psnr']:.2f} dB / {row['prior ssim']:.4f} against "
+            f"{row[GATE_BASELINE + ' psnr']:.2f} dB / {row[GATE_BASELINE + ' ssim']:.4f}" for row in rows
+            if row["volume"] in volumes and (row["prior psnr"] <= row[GATE_BASELINE + " psnr"]
+                                             or row["prior ssim"] <= row[GATE_BASELINE + " ssim"])]
 
 
 def reformats(path: Path, truth: np.ndarray, estimates: dict[str, np.ndarray], title: str) -> None:

@@ -10,7 +10,7 @@ the input (LR-consistency PSNR). ensemble=8 averages the 8 flips/rotations; with
 is written beside each output as an uncertainty map, in the input's format (medivision.inference.ensemble).
 Runs on the CPU unless device=cuda.
 
-through_plane=true: thick-slice NIfTI volumes (slices 1.5 to 8 times coarser than in-plane) made isotropic at the
+through_plane=true: thick-slice NIfTI volumes and DICOM series (slices 1.5 to 8 times coarser than in-plane) made isotropic at the
 in-plane spacing by a through-plane model (without `ckpt`, the bundled general_thick prior), fine-tuned on each
 scan's own in-plane slices first where PyTorch is installed (adapt=auto; medivision.inference.thick_volumes).
 """
@@ -95,7 +95,7 @@ def enhance_thick(cfg: DictConfig, todo: Plan) -> RunSummary:
     model = load_model(cfg.ckpt, cfg.device, cfg.precision, cfg.threads, BUNDLED_THICK_MODEL, on_torch=adapt)
     check_through_plane(model)
     settings = ThickSettings(adapt, cfg.adapt_seconds, cfg.slice_thickness, cfg.slice_profile, cfg.uncertainty,
-                             cfg.batch_size)
+                             cfg.overwrite, cfg.batch_size)
     run = RunSummary(model.name, 1, todo.ignored)
     start = time.perf_counter()
     enhance_volumes(todo, model, settings, cfg.intensity or model.intensity, run)

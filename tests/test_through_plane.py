@@ -9,6 +9,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from nibabel.testing import data_path
 
@@ -17,7 +18,7 @@ from medivision.inference.consistency import psnr
 from medivision.inference.models import load_model
 from medivision.inference.through_plane import ThroughPlane, consistent, interpolate, slice_axis
 from medivision.report.thick_slices import THICK_METHODS
-from tests.clinic import compose_config, run
+from tests.clinic import compose_config, run, write_dicom_series
 
 REPO = Path(__file__).resolve().parents[1]
 ANATOMICAL = Path(data_path) / "anatomical.nii"  # a real 2 mm T1 volume, 33 x 41 x 25
@@ -133,6 +134,31 @@ def test_adaptation_fits_the_scan_and_is_named_in_the_output(thick_checkpoint, t
     run(thick_checkpoint, source, tmp_path / "iso.nii.gz", "through_plane=true", "adapt=true", "adapt_seconds=2")
     note = nib.load(str(tmp_path / "iso.nii.gz")).header.extensions[0].get_content().decode()
     assert "adapted to this scan for" in note
+
+
+def test_a_dicom_series_is_read_as_one_volume_and_written_isotropic_in_place(thick_checkpoint, tmp_path):
+    paths = write_dicom_series(tmp_path / "series", count=6)  # 0.9 x 0.8 mm pixels, slices 5 mm apart and thick
+    summary = run(thick_checkpoint, tmp_path / "series", tmp_path / "out", "through_plane=true", "adapt=false")
+    assert summary.written == [tmp_path / "out" / "series3_isotropic.nii.gz"] and summary.lr_psnr[0] > 40
+    out = nib.load(str(summary.written[0]))
+    geometry = SliceGeometry(5.0 / 0.8, 5.0 / 0.8)
+    # 6 slabs of 6.25 pixels: 37.5 output pixels, rounded either way by the float spacing of the positions
+    assert out.shape[:2] == (24, 20) and out.shape[2] in (37, 38)
+    assert np.allclose(out.header.get_zooms(), (0.9, 0.8, 0.8))
+    first = pydicom.dcmread(paths[0])  # written first: Image Position (Patient) (-100, -90, 20), LPS
+    np.testing.assert_allclose(out.affine @ [0, 0, geometry.offset, 1], [100.0, 90.0, 20.0, 1], atol=1e-4)
+    assert float(first.RescaleSlope) == 0.5  # the volume is in the modality's units: stored * 0.5 - 1024
+    values = np.asanyarray(out.dataobj)
+    assert -1124 <= values.min() and values.max() <= 376 and values.max() > 300
+
+
+def test_a_series_with_unequal_slice_spacing_is_refused_in_one_line(thick_checkpoint, tmp_path):
+    paths = write_dicom_series(tmp_path / "series", count=5)
+    moved = pydicom.dcmread(paths[4])
+    moved.ImagePositionPatient = [-100.0, -90.0 + 3.0 * 5, 20.0 + 4.0 * 5]  # 10 mm after the one before
+    moved.save_as(paths[4])
+    with pytest.raises(ValueError, match="not equally spaced \\(5 to 10 mm apart\\).*split the series"):
+        run(thick_checkpoint, tmp_path / "series", tmp_path / "out", "through_plane=true", "adapt=false")
 
 
 def test_through_plane_refusals_are_one_line(thick_checkpoint, tiny_checkpoint, tmp_path):

@@ -1,6 +1,8 @@
-"""enhance's through-plane mode (through_plane=true): thick-slice NIfTI volumes in, isotropic NIfTI volumes out.
+"""enhance's through-plane mode (through_plane=true): thick-slice NIfTI volumes and DICOM series in, isotropic NIfTI
+volumes out.
 
-Each volume is read with one intensity map (medivision.io.nifti), its slice axis and geometry come from its
+Each volume (a NIfTI file, or a DICOM series read as one by medivision.io.dicom_volume) is mapped to [0, 1] with
+one intensity map, its slice axis and geometry come from its
 voxel spacing (medivision.inference.through_plane.slice_axis), the model is adapted to it if asked
 (medivision.inference.adapt, PyTorch), and the isotropic result is written on a grid that keeps the acquired
 slices where they were (medivision.io.nifti.slice_grid), labelled as a model estimate. With uncertainty=true the
@@ -15,7 +17,9 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
+import pydicom
 from tqdm import tqdm
 
 from medivision.data.degradation_options import THROUGH_PLANE_KINDS
@@ -23,6 +27,9 @@ from medivision.inference.models import SRModel
 from medivision.inference.pipeline import Processed
 from medivision.inference.through_plane import ThroughPlane, slice_axis
 from medivision.io import nifti as nifti_files
+from medivision.io.dicom import integer, sort_series
+from medivision.io.dicom_volume import read_series_volume
+from medivision.io.intensity import IntensityMap
 from medivision.io.errors import TRAIN_EXTRA
 from medivision.io.jobs import Written, attempt
 from medivision.io.outputs import Plan, uncertainty_path
@@ -47,6 +54,7 @@ class ThickSettings:
     slice_thickness: float | None = None  # mm; None: each volume's slice spacing (no gap)
     profile: str = "rect"
     uncertainty: bool = False
+    overwrite: bool = False
     batch_size: int = 8
 
 
@@ -75,23 +83,59 @@ def check_through_plane(model: SRModel) -> None:
 
 
 def enhance_volumes(todo: Plan, model: SRModel, settings: ThickSettings, intensity: str, run: RunSummary) -> None:
-    """Every NIfTI volume of the plan made isotropic into its target; any other input, and any volume that fails,
-    is skipped with its reason in `run`."""
-    for source, _ in todo.images + todo.dicom:
-        run.skip(source, f"{source}: through_plane=true takes NIfTI volumes; enhance it without through_plane")
+    """Every NIfTI volume and DICOM series of the plan made isotropic, into a NIfTI file: a volume's own target,
+    `series<N>_isotropic.nii.gz` beside a series' first target. Images, and any volume or series that fails, are
+    skipped with their reason in `run`."""
+    for source, _ in todo.images:
+        run.skip(source, f"{source}: through_plane=true takes NIfTI volumes and DICOM series; enhance images "
+                         "without through_plane")
     for source, target in todo.nifti:
-        done = attempt(run.skip, [source], partial(_volume, source, target, model, settings, intensity))
+        done = attempt(run.skip, [source], partial(_nifti, source, target, model, settings, intensity))
+        if done is not None:
+            run.add(*done)
+    for sources, target in _dicom_series(todo.dicom, run):
+        done = attempt(run.skip, sources, partial(_dicom, sources, target, model, settings, intensity))
         if done is not None:
             run.add(*done)
 
 
-def _volume(source: Path, target: Path, model: SRModel, settings: ThickSettings, intensity: str) -> Processed:
-    image, unit, mapping = nifti_files.read_unit(source, intensity)
+def _nifti(source: Path, target: Path, model: SRModel, settings: ThickSettings, intensity: str) -> Processed:
+    image, data = nifti_files.read_nifti(source)
+    return _volume(source, image, data, settings.slice_thickness, target, model, settings, intensity)
+
+
+def _dicom(sources: list[Path], target: Path, model: SRModel, settings: ThickSettings, intensity: str) -> Processed:
+    if target.exists() and not settings.overwrite:
+        raise ValueError(f"{target} exists: pass overwrite=true to replace it, or another output")
+    image, thickness = read_series_volume(sources)
+    thickness = settings.slice_thickness or thickness
+    return _volume(sources[0].parent, image, image.get_fdata(dtype=np.float32), thickness, target, model, settings,
+                   intensity)
+
+
+def _dicom_series(pairs: list[tuple[Path, Path]], run: RunSummary) -> list[tuple[list[Path], Path]]:
+    """The DICOM files of `pairs` grouped into series (headers only), each with its NIfTI target."""
+    headers = []
+    for source, _ in pairs:
+        header = attempt(run.skip, [source], partial(pydicom.dcmread, source, stop_before_pixels=True))
+        if header is not None:
+            headers.append((source, header))
+    targets = dict(pairs)
+    return [([path for path, _ in members], targets[members[0][0]].parent /
+             f"series{integer(members[0][1], 'SeriesNumber')}_isotropic.nii.gz")
+            for members in sort_series(headers).values()]
+
+
+def _volume(source: Path, image: nib.Nifti1Image, data: np.ndarray, thickness: float | None, target: Path,
+            model: SRModel, settings: ThickSettings, intensity: str) -> Processed:
+    """One volume (values [X, Y, Z] as `image` lays them out) made isotropic and written to `target`."""
+    mapping = IntensityMap.fit(data, intensity)
+    unit = mapping.to_unit(data)
     if min(unit.shape) < 2:
         raise ValueError(f"{source} has shape {image.shape}: a 2-D image; through_plane=true needs a volume of "
                          "several slices")
     spacing = tuple(float(z) for z in image.header.get_zooms()[:3])
-    axis, geometry = slice_axis(spacing, settings.slice_thickness)
+    axis, geometry = slice_axis(spacing, thickness)
     geometry = replace(geometry, profile=settings.profile)
     acquired = np.moveaxis(unit, axis, 0)
     name = model.name

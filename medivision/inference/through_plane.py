@@ -5,8 +5,8 @@ interpolated onto the in-plane grid along that axis (cubic B-spline between slic
 medivision.data.slice_profile), then a through-plane model (a scale-1 generator trained with
 data.degradation=slices: it refines images whose rows are the slice axis) is applied to the through-plane
 images in both orientations that contain the slice axis, and the two estimates are averaged. Last, the result
-is made consistent with the acquired slices: the smallest smooth correction (in the span of the interpolation)
-after which every slab, re-profiled, equals the acquired slice, then clipped to [0, 1].
+is made consistent with the acquired slices: the smooth correction (in the span of the interpolation) after which
+every slab, re-profiled, equals the acquired slice, alternated with clipping to [0, 1].
 """
 
 from __future__ import annotations
@@ -98,12 +98,15 @@ def interpolate(acquired: np.ndarray, geometry: SliceGeometry, order: int = 3) -
     return np.tensordot(matrix, acquired.astype(np.float32), axes=(1, 0))
 
 
-def consistent(volume: np.ndarray, acquired: np.ndarray, geometry: SliceGeometry) -> np.ndarray:
+def consistent(volume: np.ndarray, acquired: np.ndarray, geometry: SliceGeometry, iterations: int = 10) -> np.ndarray:
     """`volume` [n, a, b] corrected so that its slabs re-profiled equal `acquired` [m, a, b]: volume + U (A U)^-1
-    (acquired - A volume), U the cubic B-spline interpolation and A the slice profile, then clipped to [0, 1]."""
+    (acquired - A volume), U the cubic B-spline interpolation and A the slice profile, clipped to [0, 1]; repeated
+    `iterations` times, since the clipping undoes part of each correction (alternating projections)."""
     slices, pixels = acquired.shape[0], volume.shape[0]
-    profile = profile_matrix(geometry, pixels, slices)
+    profile = profile_matrix(geometry, pixels, slices).astype(np.float32)
     spline = interpolation_matrix(geometry, pixels, slices)
     correction = (spline @ np.linalg.inv(profile @ spline)).astype(np.float32)
-    residual = acquired - np.tensordot(profile.astype(np.float32), volume, axes=(1, 0))
-    return np.clip(volume + np.tensordot(correction, residual, axes=(1, 0)), 0.0, 1.0).astype(np.float32)
+    for _ in range(iterations):
+        residual = acquired - np.tensordot(profile, volume, axes=(1, 0))
+        volume = np.clip(volume + np.tensordot(correction, residual, axes=(1, 0)), 0.0, 1.0).astype(np.float32)
+    return volume

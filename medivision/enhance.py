@@ -10,9 +10,10 @@ the input (LR-consistency PSNR). ensemble=8 averages the 8 flips/rotations; with
 is written beside each output as an uncertainty map, in the input's format (medivision.inference.ensemble).
 Runs on the CPU unless device=cuda.
 
-through_plane=true: thick-slice NIfTI volumes and DICOM series (slices 1.5 to 8 times coarser than in-plane) made isotropic at the
-in-plane spacing by a through-plane model (without `ckpt`, the bundled general_thick prior), fine-tuned on each
-scan's own in-plane slices first where PyTorch is installed (adapt=auto; medivision.inference.thick_volumes).
+through_plane=true: thick-slice NIfTI volumes and DICOM series (slices 1.5 to 8 times coarser than in-plane) made
+isotropic at the in-plane spacing, as NIfTI, by a through-plane model (without `ckpt`, the bundled general_thick
+prior), fine-tuned on each scan's own in-plane slices first where PyTorch is installed (adapt=auto;
+medivision.inference.thick_volumes).
 """
 
 from __future__ import annotations

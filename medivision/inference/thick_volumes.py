@@ -29,8 +29,8 @@ from medivision.inference.through_plane import ThroughPlane, slice_axis
 from medivision.io import nifti as nifti_files
 from medivision.io.dicom import integer, sort_series
 from medivision.io.dicom_volume import read_series_volume
-from medivision.io.intensity import IntensityMap
 from medivision.io.errors import TRAIN_EXTRA
+from medivision.io.intensity import IntensityMap
 from medivision.io.jobs import Written, attempt
 from medivision.io.outputs import Plan, uncertainty_path
 from medivision.io.run_summary import RunSummary

@@ -66,6 +66,13 @@ def test_slices_degradation_keeps_the_grid_and_blurs_only_the_rows():
     assert len({round(float(o.sum()), 3) for o in outputs}) > 1
 
 
+def test_slices_and_only_slices_keep_the_hr_grid():
+    with pytest.raises(ValueError, match="'slices' at scale 4"):
+        degrade(torch.rand(1, 1, 16, 16), 4, "slices")
+    with pytest.raises(ValueError, match="'bicubic' at scale 1"):
+        degrade(torch.rand(1, 1, 16, 16), 1, "bicubic")
+
+
 def test_slices_options_are_checked():
     assert options_problems({"slice_factor": [2, 6], "slice_gap": 0.2, "slice_profiles": ["rect"]}) == []
     problems = options_problems({"slice_factor": [2, 12], "slice_profiles": ["box"], "slice_gap": [0.5, 0.1]})

@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from medivision.data.acquisition import gaussian_psf, kspace_lowpass, rician_magnitude, separable, upsample
-from medivision.data.degradation_options import DEGRADATIONS, RANDOM_KINDS, DegradationOptions
+from medivision.data.degradation_options import DEGRADATIONS, RANDOM_KINDS, THROUGH_PLANE_KINDS, DegradationOptions
 from medivision.data.slice_profile import SliceGeometry, interpolation_matrix, profile_matrix
 
 # How many slice geometries the `slices` kind draws from.
@@ -70,8 +70,8 @@ def degrade(
 ) -> Tensor:
     """Make the low-resolution input from a high-resolution batch (the kinds are described above).
 
-    hr: float [B, C, H, W] in [0, 1] on any device, H and W divisible by `scale`.
-    Returns float [B, C, H/scale, W/scale] in [0, 1] on the same device, in the same dtype.
+    hr: float [B, C, H, W] in [0, 1] on any device, H and W divisible by `scale` (1 for `slices`, 2 or more for
+    the others). Returns float [B, C, H/scale, W/scale] in [0, 1] on the same device, in the same dtype.
     options: the kinds' settings (None: the defaults). seeds: one int per image for reproducible draws
     (see sample_seeds); None draws afresh. noise=False gives the noise-free forward model that data
     consistency compares with (kspace_noise -> kspace, blur_noise -> the PSF alone); a `random` mix has no
@@ -79,6 +79,9 @@ def degrade(
     """
     if kind not in DEGRADATIONS:
         raise ValueError(f"unknown degradation {kind!r}; choose one of {', '.join(DEGRADATIONS)}")
+    if (kind in THROUGH_PLANE_KINDS) != (scale == 1):
+        raise ValueError(f"degradation {kind!r} at scale {scale}: {', '.join(THROUGH_PLANE_KINDS)} and only they keep "
+                         "the HR grid (scale 1)")
     height, width = hr.shape[-2:]
     if height % scale or width % scale:
         raise ValueError(f"HR size {height}x{width} is not divisible by scale {scale}")

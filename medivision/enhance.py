@@ -25,7 +25,7 @@ import hydra
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from medivision.data.degradation_options import THROUGH_PLANE_KINDS, DegradationOptions, ForwardModel, options_problems
+from medivision.data.degradation_options import DegradationOptions, ForwardModel, options_problems
 from medivision.data.slice_profile import PROFILES
 from medivision.inference.ensemble import check_ensemble
 from medivision.inference.model_file import BUNDLED_THICK_MODEL
@@ -61,12 +61,7 @@ def enhance(cfg: DictConfig) -> RunSummary:
     if cfg.through_plane:
         return enhance_thick(cfg, todo)
     model = load_model(cfg.ckpt, cfg.device, cfg.precision, cfg.threads)
-    if model.degradation in THROUGH_PLANE_KINDS:
-        raise ValueError(f"{model.name} is a through-plane model: pass through_plane=true with a thick-slice volume")
-    intensity = cfg.intensity or model.intensity
-    if intensity != model.intensity:
-        logger.warning("intensity=%s: %s was trained on data mapped with %s; its outputs may be off",
-                       intensity, model.name, model.intensity)
+    intensity = intensity_for(cfg, model)
     # without degradation=, the model's own, with any degradation_options given laid over its recorded ones
     options = dict(cfg.degradation_options or {}) if cfg.degradation else {**model.degradation_options,
                                                                              **(cfg.degradation_options or {})}
@@ -96,11 +91,21 @@ def enhance_thick(cfg: DictConfig, todo: Plan) -> RunSummary:
     model = load_model(cfg.ckpt, cfg.device, cfg.precision, cfg.threads, BUNDLED_THICK_MODEL, on_torch=adapt)
     check_through_plane(model)
     settings = ThickSettings(adapt, cfg.adapt_seconds, cfg.slice_thickness, cfg.slice_profile, cfg.uncertainty,
-                             cfg.overwrite, cfg.batch_size)
+                             cfg.overwrite, cfg.batch_size, cfg.tile, cfg.overlap)
+    intensity = intensity_for(cfg, model)
     run = RunSummary(model.name, 1, todo.ignored)
     start = time.perf_counter()
-    enhance_volumes(todo, model, settings, cfg.intensity or model.intensity, run)
+    enhance_volumes(todo, model, settings, intensity, run)
     return finish(cfg, run, start, len(todo.pairs))
+
+
+def intensity_for(cfg: DictConfig, model) -> str:
+    """The intensity policy of the run: cfg.intensity, or the model's own (a warning when they differ)."""
+    intensity = cfg.intensity or model.intensity
+    if intensity != model.intensity:
+        logger.warning("intensity=%s: %s was trained on data mapped with %s; its outputs may be off",
+                       intensity, model.name, model.intensity)
+    return intensity
 
 
 def finish(cfg: DictConfig, run: RunSummary, start: float, inputs: int) -> RunSummary:

@@ -32,10 +32,11 @@ with train_extra("medivision.thick_benchmark"):
     from medivision.data.isotropic_volumes import ISOTROPIC_VOLUMES, TRAINING_ANATOMY, VOLUME_NAMES, read_volume
     from medivision.data.slice_profile import PROFILES, SliceGeometry, profile_matrix
     from medivision.inference.adapt import adapt
+    from medivision.inference.consistency import slab_consistent
     from medivision.inference.model_file import BUNDLED_THICK_MODEL
     from medivision.inference.models import load_model
     from medivision.inference.thick_volumes import check_through_plane
-    from medivision.inference.through_plane import ThroughPlane, consistent, interpolate
+    from medivision.inference.through_plane import ThroughPlane, interpolate
     from medivision.report.tables import text_table, write_csv
     from medivision.report.thick_slices import THICK_METHODS, gate_failures, reformats, report_lines, volume_scores
 
@@ -48,9 +49,12 @@ def main(cfg: DictConfig) -> None:
     out = Path(HydraConfig.get().runtime.output_dir)
     model = load_model(cfg.ckpt, "cpu", "fp32", cfg.threads, BUNDLED_THICK_MODEL, on_torch=True)
     check_through_plane(model)
+    if cfg.adapt and not hasattr(model, "generator"):
+        raise ValueError(f"ckpt={cfg.ckpt} is ONNX; adapt=true fine-tunes with PyTorch: pass its .safetensors twin or "
+                         "the checkpoint, or adapt=false")
     rows = []
     for volume in (v for v in ISOTROPIC_VOLUMES if v.name in cfg.volumes):
-        unit, _ = read_volume(volume)
+        unit, _ = read_volume(volume, model.intensity)
         isotropic = np.ascontiguousarray(np.moveaxis(unit, volume.axis, 0))
         for geometry in cases:
             row, estimates, truth = run_case(model, isotropic, geometry, cfg.adapt, cfg.adapt_seconds)
@@ -82,7 +86,7 @@ def run_case(model, isotropic: np.ndarray, geometry: SliceGeometry, adapt_too: b
     acquired = np.tensordot(profile_matrix(geometry, len(truth), slices).astype(np.float32), truth, axes=(1, 0))
     cubic = interpolate(acquired, geometry, 3)
     estimates = {"linear": interpolate(acquired, geometry, 1), "cubic B-spline": cubic,
-                 "cubic B-spline, consistent": consistent(cubic, acquired, geometry)}
+                 "cubic B-spline, consistent": slab_consistent(cubic, acquired, geometry)}
     start = time.perf_counter()
     prior = ThroughPlane(model, geometry)(acquired)
     row = {"case": f"{geometry.spacing:g}x, {geometry.thickness:g} px {geometry.profile}", "slices": slices,
@@ -90,7 +94,7 @@ def run_case(model, isotropic: np.ndarray, geometry: SliceGeometry, adapt_too: b
     estimates["prior"] = prior.volume
     if adapt_too:
         start = time.perf_counter()
-        adapted, steps = adapt(model, acquired, geometry, seconds)
+        adapted, steps = adapt(model, acquired, (geometry, geometry), seconds)  # isotropic in-plane
         result = ThroughPlane(adapted, geometry)(acquired)
         estimates["prior + adaptation"] = result.volume
         row.update({"adapt steps": steps, "adapt seconds": time.perf_counter() - start, "lr_psnr": result.lr_psnr})
@@ -108,6 +112,8 @@ def check(cfg: DictConfig) -> list[SliceGeometry]:
         raise ValueError(f"profile={cfg.profile!r} is not one of {', '.join(PROFILES)}")
     if cfg.adapt_seconds <= 0:
         raise ValueError(f"adapt_seconds={cfg.adapt_seconds} must be positive")
+    if not cfg.cases:
+        raise ValueError("cases=[] must list at least one case, e.g. cases=[{factor: 4}]")
     cases = []
     for case in cfg.cases:
         factor, thickness = case.get("factor"), case.get("thickness") or case.get("factor")

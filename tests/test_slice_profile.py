@@ -8,6 +8,7 @@ from scipy.ndimage import map_coordinates
 from medivision.data.degradation_options import DegradationOptions, options_problems
 from medivision.data.degradations import degrade, sample_seeds
 from medivision.data.slice_profile import SliceGeometry, interpolation_matrix, profile_matrix
+from medivision.inference.through_plane import interpolate
 from medivision.nets import SRResNet
 
 
@@ -32,11 +33,10 @@ def test_rect_slabs_average_exactly_the_pixels_they_cover():
 
 
 def test_gaussian_slabs_have_the_thickness_as_full_width_at_half_maximum():
-    row = profile_matrix(SliceGeometry(8.0, 4.0, "gaussian"), 40, 4)[1]
-    centre = 1.5 + 8.0
-    assert row[int(centre)] == pytest.approx(row[int(centre) + 1])  # symmetric about the centre
-    half = row.max() * np.exp(-0.5 * (2.0 / (4.0 / 2.3548)) ** 2)
-    assert half == pytest.approx(row.max() / 2, rel=1e-3)
+    row = profile_matrix(SliceGeometry(8.0, 4.0, "gaussian"), 40, 4)[1]  # slab 1 is centred at 1.5 + 8 = 9.5
+    assert row[9] == pytest.approx(row[10])
+    sigma = 4.0 / (2 * np.sqrt(2 * np.log(2)))  # the std whose full width at half maximum is 4
+    assert row[11] / row[10] == pytest.approx(np.exp(-(1.5**2 - 0.5**2) / (2 * sigma**2)))
     np.testing.assert_allclose(profile_matrix(SliceGeometry(8.0, 4.0, "gaussian"), 40, 4).sum(1), 1.0)
 
 
@@ -64,6 +64,16 @@ def test_slices_degradation_keeps_the_grid_and_blurs_only_the_rows():
     same = hr[:1].expand(6, -1, -1, -1)
     outputs = degrade(same, 1, "slices", seeds=seeds)
     assert len({round(float(o.sum()), 3) for o in outputs}) > 1
+
+
+def test_training_degrades_exactly_as_inference_builds_its_input():
+    hr = torch.rand(2, 1, 40, 24, dtype=torch.float64)
+    options = DegradationOptions(slice_factor=(4.0, 4.0), slice_gap=(0.0, 0.0), slice_profiles=("rect",))
+    geometry = SliceGeometry(4.0, 4.0)
+    acquired = np.tensordot(profile_matrix(geometry, 40, 10), hr.numpy()[:, 0], axes=(1, 1))  # [10, B, 24]
+    start = np.moveaxis(interpolate(acquired, geometry), 1, 0)  # the through-plane pipeline's input, [B, 40, 24]
+    trained = degrade(hr, 1, "slices", options, seeds=[1, 2])[:, 0].numpy()
+    np.testing.assert_allclose(trained, np.clip(start, 0, 1), atol=1e-6)
 
 
 def test_slices_and_only_slices_keep_the_hr_grid():

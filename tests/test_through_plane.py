@@ -14,9 +14,9 @@ import pytest
 from nibabel.testing import data_path
 
 from medivision.data.slice_profile import SliceGeometry, profile_matrix
-from medivision.inference.consistency import psnr
+from medivision.inference.consistency import psnr, slab_consistent
 from medivision.inference.models import load_model
-from medivision.inference.through_plane import ThroughPlane, consistent, interpolate, slice_axis
+from medivision.inference.through_plane import ThroughPlane, interpolate, slice_axis
 from medivision.report.thick_slices import THICK_METHODS
 from tests.clinic import compose_config, run, write_dicom_series
 
@@ -79,7 +79,7 @@ def test_consistency_makes_the_slabs_equal_the_acquired_slices():
     profile = profile_matrix(geometry, len(truth), slices).astype(np.float32)
     acquired = np.tensordot(profile, truth, axes=(1, 0))
     cubic = interpolate(acquired, geometry)
-    fixed = consistent(cubic, acquired, geometry)
+    fixed = slab_consistent(cubic, acquired, geometry)
     assert psnr(np.tensordot(profile, cubic, axes=(1, 0))[None], acquired[None])[0] < 50  # B-spline is not
     assert psnr(np.tensordot(profile, fixed, axes=(1, 0))[None], acquired[None])[0] > 60
     assert psnr(fixed[None], truth[None])[0] > psnr(cubic[None], truth[None])[0]  # and it moves towards the truth
@@ -91,8 +91,8 @@ def test_identity_model_gives_the_consistent_interpolation_and_both_orientations
     acquired = np.tensordot(profile_matrix(geometry, 40, 10).astype(np.float32), truth, axes=(1, 0))
     calls = []
     result = ThroughPlane(lambda images: calls.append(images.shape) or images, geometry)(acquired)
-    np.testing.assert_allclose(result.volume, consistent(interpolate(acquired, geometry), acquired, geometry),
-                               atol=1e-6)
+    start = np.clip(interpolate(acquired, geometry), 0.0, 1.0)
+    np.testing.assert_allclose(result.volume, slab_consistent(start, acquired, geometry), atol=1e-6)
     assert {shape[2:] for shape in calls} == {(40, 25), (40, 33)}  # rows: the slice axis, in both orientations
     assert result.lr_psnr > 40 and not result.disagreement.any()
 
@@ -121,10 +121,10 @@ def test_adaptation_fits_the_scan_and_is_named_in_the_output(thick_checkpoint, t
     model = load_model(thick_checkpoint)
     acquired = np.moveaxis(real_volume(), 1, 0)[::4]
     geometry = SliceGeometry(4.0, 4.0)
-    adapted, steps = adapt(model, acquired, geometry, seconds=60, steps=30, batch_size=8, patch=24,
+    adapted, steps = adapt(model, acquired, (geometry, geometry), seconds=60, steps=30, batch_size=8, patch=24,
                            learning_rate=1e-3)
     assert steps == 30
-    inputs, targets = _pairs(acquired, geometry, model.device)
+    inputs, targets = _pairs(acquired, (geometry, geometry), model.device)
 
     def l1(candidate):
         return np.mean([np.abs(candidate(x.numpy()) - y.numpy()).mean() for x, y in zip(inputs, targets)])
@@ -139,7 +139,8 @@ def test_adaptation_fits_the_scan_and_is_named_in_the_output(thick_checkpoint, t
 def test_a_dicom_series_is_read_as_one_volume_and_written_isotropic_in_place(thick_checkpoint, tmp_path):
     paths = write_dicom_series(tmp_path / "series", count=6)  # 0.9 x 0.8 mm pixels, slices 5 mm apart and thick
     summary = run(thick_checkpoint, tmp_path / "series", tmp_path / "out", "through_plane=true", "adapt=false")
-    assert summary.written == [tmp_path / "out" / "series3_isotropic.nii.gz"] and summary.lr_psnr[0] > 40
+    assert len(summary.written) == 1 and summary.lr_psnr[0] > 40
+    assert summary.written[0].parent == tmp_path / "out" and summary.written[0].name.startswith("series3_")
     out = nib.load(str(summary.written[0]))
     geometry = SliceGeometry(5.0 / 0.8, 5.0 / 0.8)
     # 6 slabs of 6.25 pixels: 37.5 output pixels, rounded either way by the float spacing of the positions
@@ -147,6 +148,10 @@ def test_a_dicom_series_is_read_as_one_volume_and_written_isotropic_in_place(thi
     assert np.allclose(out.header.get_zooms(), (0.9, 0.8, 0.8))
     first = pydicom.dcmread(paths[0])  # written first: Image Position (Patient) (-100, -90, 20), LPS
     np.testing.assert_allclose(out.affine @ [0, 0, geometry.offset, 1], [100.0, 90.0, 20.0, 1], atol=1e-4)
+    # array axis 0 runs down the rows (column cosines (0, 0.8, -0.6), 0.9 mm), axis 1 along them ((1, 0, 0),
+    # 0.8 mm), axis 2 along the normal (0, 0.6, 0.8) at 0.8 mm; LPS to RAS negates x and y
+    expected = np.diag([-1.0, -1.0, 1.0]) @ np.array([[0, 0.8, -0.6], [1, 0, 0], [0, 0.6, 0.8]]).T * [0.9, 0.8, 0.8]
+    np.testing.assert_allclose(out.affine[:3, :3], expected, atol=1e-4)
     assert float(first.RescaleSlope) == 0.5  # the volume is in the modality's units: stored * 0.5 - 1024
     values = np.asanyarray(out.dataobj)
     assert -1124 <= values.min() and values.max() <= 376 and values.max() > 300
@@ -165,7 +170,7 @@ def test_through_plane_refusals_are_one_line(thick_checkpoint, tiny_checkpoint, 
     source, _ = thick_file(tmp_path / "thick.nii.gz")
     with pytest.raises(ValueError, match="in-plane model .*through_plane=true needs a through-plane model"):
         run(tiny_checkpoint, source, tmp_path / "a.nii.gz", "through_plane=true", "adapt=false")
-    with pytest.raises(ValueError, match="is a through-plane model: pass through_plane=true"):
+    with pytest.raises(ValueError, match="degradation=slices is a through-plane model's: it serves thick-slice"):
         run(thick_checkpoint, source, tmp_path / "b.nii.gz")
     with pytest.raises(ValueError, match="about isotropic"):
         run(thick_checkpoint, ANATOMICAL, tmp_path / "c.nii.gz", "through_plane=true", "adapt=false")

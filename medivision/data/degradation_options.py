@@ -96,12 +96,12 @@ def _slice_problems(options: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _range(noise: Any) -> tuple[float, float]:
-    if _is_number(noise):
-        return float(noise), float(noise)
-    if isinstance(noise, str) or not isinstance(noise, Sequence) or len(noise) != 2 or not all(map(_is_number, noise)):
-        raise TypeError(noise)
-    return float(noise[0]), float(noise[1])
+def _range(value: Any) -> tuple[float, float]:
+    if _is_number(value):
+        return float(value), float(value)
+    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2 or not all(map(_is_number, value)):
+        raise TypeError(value)
+    return float(value[0]), float(value[1])
 
 
 def _is_number(value: Any) -> bool:
@@ -124,9 +124,13 @@ class ForwardModel(NamedTuple):
 
     @classmethod
     def of(cls, kind: str, options: DegradationOptions | None = None) -> ForwardModel:
-        """The forward model of `kind` (one of DEGRADATIONS): noise dropped, bicubic for a `random` mix."""
+        """The forward model of `kind` (one of DEGRADATIONS): noise dropped, bicubic for a `random` mix. ValueError
+        for a through-plane kind, whose models serve only through_plane=true (enhance) and the thick benchmark."""
         if kind not in DEGRADATIONS:
             raise ValueError(f"degradation={kind!r} is not one of {', '.join(DEGRADATIONS)}")
+        if kind in THROUGH_PLANE_KINDS:
+            raise ValueError(f"degradation={kind} is a through-plane model's: it serves thick-slice volumes only "
+                             "(enhance through_plane=true, python -m medivision.thick_benchmark)")
         options = options or DegradationOptions()
         return cls(FORWARD_MODELS[kind], options.window, options.tukey_alpha, options.psf_sigma)
 

@@ -29,11 +29,11 @@ import math
 import numpy as np
 
 WINDOWS = ("none", "hann", "tukey")
-# The forward model of each degradation kind (noise is not part of it; a `random` mix uses bicubic's). `slices`
-# returns its LR on the HR grid (scale 1, where bicubic is the identity); its forward model is a slice profile
-# per volume (medivision.data.slice_profile), which the through-plane pipeline applies.
+# The forward model of each in-plane degradation kind (noise is not part of it; a `random` mix uses bicubic's).
+# The through-plane kind `slices` has none here: its forward model is each volume's slice profile
+# (medivision.data.slice_profile), which the through-plane pipeline applies.
 FORWARD_MODELS = {"bicubic": "bicubic", "kspace": "kspace", "kspace_noise": "kspace", "blur_noise": "blur",
-                  "random": "bicubic", "slices": "bicubic"}
+                  "random": "bicubic"}
 
 
 @functools.lru_cache(maxsize=64)

@@ -27,22 +27,23 @@ logger = logging.getLogger(__name__)
 BACKGROUND = 0.05
 
 
-def adapt(model: TorchSR, acquired: np.ndarray, geometry: SliceGeometry, seconds: float = 120.0,
+def adapt(model: TorchSR, acquired: np.ndarray, geometries: tuple[SliceGeometry, SliceGeometry], seconds: float = 120.0,
           steps: int = 2000, batch_size: int = 16, patch: int = 64, learning_rate: float = 1e-4,
           seed: int = 0) -> tuple[TorchSR, int]:
     """A copy of `model` fine-tuned on `acquired` float32 [m, a, b] in [0, 1] (slice axis first), for at most
     `seconds` of training or `steps` steps, whichever ends first, with a progress bar. Returns the copy and the
     number of steps taken. The L1 loss on patch x patch crops of the in-plane slices, each degraded along its
-    rows and, transposed, along its columns; Adam at `learning_rate`."""
+    rows (axis a, with geometries[0]: the slab geometry in a's pixels) and, transposed, along its columns
+    (geometries[1], in b's pixels); Adam at `learning_rate`."""
     adapted = copy.deepcopy(model)
     network = adapted.generator.generator.requires_grad_(True)
     device = adapted.device
-    inputs, targets = _pairs(acquired, geometry, device)
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
     network.train()
     start, taken = time.perf_counter(), 0
     with torch.inference_mode(False), tqdm(total=steps, desc="adapting", unit="step", leave=False) as bar:
+        inputs, targets = _pairs(acquired, geometries, device)
         while taken < steps and time.perf_counter() - start < seconds:
             low, high = _crops(inputs, targets, batch_size, patch, generator)
             loss = torch.nn.functional.l1_loss(network(low), high)
@@ -57,11 +58,12 @@ def adapt(model: TorchSR, acquired: np.ndarray, geometry: SliceGeometry, seconds
     return adapted, taken
 
 
-def _pairs(acquired: np.ndarray, geometry: SliceGeometry, device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
+def _pairs(acquired: np.ndarray, geometries: tuple[SliceGeometry, SliceGeometry],
+           device: torch.device) -> tuple[list[Tensor], list[Tensor]]:
     """(inputs, targets): per orientation (rows of the in-plane slices degraded, then columns), float32
-    [m, 1, h, w] each: the degraded-and-interpolated slices and the slices themselves."""
+    [m, 1, h, w] each: the degraded-and-interpolated slices, clipped to [0, 1] as training's, and the slices."""
     inputs, targets = [], []
-    for slices in (acquired, acquired.transpose(0, 2, 1)):
+    for slices, geometry in zip((acquired, acquired.transpose(0, 2, 1)), geometries):
         size = slices.shape[1]
         count = geometry.covering(size)
         operator = (interpolation_matrix(geometry, size, count) @ profile_matrix(geometry, size, count))

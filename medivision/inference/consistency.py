@@ -1,5 +1,6 @@
-"""Data consistency: how far degrade(SR) lies from the measured LR, and back-projection to close the gap. Both use
-the degradation's own forward model (medivision.data.operators), so they need no torch."""
+"""Data consistency: how far degrade(SR) lies from the measured LR, and back-projection to close the gap, in-plane
+and along a thick-slice volume's slice axis. Each uses its degradation's own forward model
+(medivision.data.operators, medivision.data.slice_profile), so they need no torch."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import numpy as np
 
 from medivision.data.degradation_options import ForwardModel
 from medivision.data.operators import upsample_array
+from medivision.data.slice_profile import SliceGeometry, interpolation_matrix, profile_matrix
 
 # An output identical to its reference would score inf; reported as this instead, the PSNR of an MSE of 1e-12.
 MAX_PSNR = 120.0
@@ -44,3 +46,20 @@ def make_consistent(sr: np.ndarray, lr: np.ndarray, scale: int, forward: Forward
         corrected += upsample_array(lr - forward.degrade(corrected, scale), scale)
         np.clip(corrected, 0.0, 1.0, out=corrected)
     return corrected
+
+
+def slab_consistent(volume: np.ndarray, acquired: np.ndarray, geometry: SliceGeometry,
+                    iterations: int = 10) -> np.ndarray:
+    """Back-projection along a slice axis: `volume` [n, a, b] (float32 in [0, 1], slice axis first) corrected so
+    that its slabs re-profiled equal the `acquired` slices [m, a, b]: volume + U (A U)^-1 (acquired - A volume), U
+    the cubic B-spline interpolation and A the slice profile (the smooth correction in U's span that makes them
+    equal), clipped to [0, 1]; repeated `iterations` times, since the clipping undoes part of each correction
+    (alternating projections). Returns float32 [n, a, b]."""
+    slices, pixels = acquired.shape[0], volume.shape[0]
+    profile = profile_matrix(geometry, pixels, slices).astype(np.float32)
+    spline = interpolation_matrix(geometry, pixels, slices)
+    correction = (spline @ np.linalg.inv(profile @ spline)).astype(np.float32)
+    for _ in range(iterations):
+        residual = acquired - np.tensordot(profile, volume, axes=(1, 0))
+        volume = np.clip(volume + np.tensordot(correction, residual, axes=(1, 0)), 0.0, 1.0).astype(np.float32)
+    return volume

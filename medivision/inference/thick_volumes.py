@@ -1,16 +1,18 @@
-"""enhance's through-plane mode (through_plane=true): thick-slice NIfTI volumes and DICOM series in, isotropic NIfTI
-volumes out.
+"""enhance's through-plane mode (through_plane=true): thick-slice NIfTI volumes and DICOM series in, NIfTI volumes
+out whose slice axis has the in-plane spacing.
 
 Each volume (a NIfTI file, or a DICOM series read as one by medivision.io.dicom_volume) is mapped to [0, 1] with
-one intensity map, its slice axis and geometry come from its
-voxel spacing (medivision.inference.through_plane.slice_axis), the model is adapted to it if asked
-(medivision.inference.adapt, PyTorch), and the isotropic result is written on a grid that keeps the acquired
-slices where they were (medivision.io.nifti.slice_grid), labelled as a model estimate. With uncertainty=true the
-disagreement of the two through-plane orientations is written beside it.
+one intensity map; its slice axis and geometry come from its voxel spacing
+(medivision.inference.through_plane.slice_axis); the model is adapted to it if asked (medivision.inference.adapt,
+PyTorch); and the result is written on a grid that keeps the acquired slices where they were
+(medivision.io.nifti.slice_grid), labelled as a model estimate. With uncertainty=true the disagreement of the two
+through-plane orientations is written beside it. Where the two in-plane spacings differ, the slice axis gets the
+finer one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 from dataclasses import dataclass, replace
@@ -23,6 +25,7 @@ import pydicom
 from tqdm import tqdm
 
 from medivision.data.degradation_options import THROUGH_PLANE_KINDS
+from medivision.data.slice_profile import SliceGeometry
 from medivision.inference.models import SRModel
 from medivision.inference.pipeline import Processed
 from medivision.inference.through_plane import ThroughPlane, slice_axis
@@ -56,12 +59,14 @@ class ThickSettings:
     uncertainty: bool = False
     overwrite: bool = False
     batch_size: int = 8
+    tile: int = 256
+    overlap: int = 32
 
 
 def resolve_adapt(adapt: str | bool, ckpt: str | None) -> bool:
     """adapt=auto|true|false as a bool: auto adapts where PyTorch is installed and the model is not an ONNX file.
     ValueError naming the fix for adapt=true without them."""
-    if adapt not in ADAPT:
+    if not any(adapt is option for option in ADAPT) and adapt != "auto":
         raise ValueError(f"adapt={adapt!r} is not one of auto, true, false")
     torch_model = ckpt is None or not str(ckpt).lower().endswith(".onnx")
     has_torch = importlib.util.find_spec("torch") is not None
@@ -105,16 +110,18 @@ def _nifti(source: Path, target: Path, model: SRModel, settings: ThickSettings, 
 
 
 def _dicom(sources: list[Path], target: Path, model: SRModel, settings: ThickSettings, intensity: str) -> Processed:
-    if target.exists() and not settings.overwrite:
-        raise ValueError(f"{target} exists: pass overwrite=true to replace it, or another output")
+    for path in [target, uncertainty_path(target)] if settings.uncertainty else [target]:
+        if path.exists() and not settings.overwrite:
+            raise ValueError(f"{path} exists: pass overwrite=true to replace it, or another output")
     image, thickness = read_series_volume(sources)
-    thickness = settings.slice_thickness or thickness
-    return _volume(sources[0].parent, image, image.get_fdata(dtype=np.float32), thickness, target, model, settings,
-                   intensity)
+    named = "slice_thickness" if settings.slice_thickness else "the DICOM Slice Thickness"
+    return _volume(sources[0].parent, image, image.get_fdata(dtype=np.float32), settings.slice_thickness or thickness,
+                   target, model, settings, intensity, named)
 
 
 def _dicom_series(pairs: list[tuple[Path, Path]], run: RunSummary) -> list[tuple[list[Path], Path]]:
-    """The DICOM files of `pairs` grouped into series (headers only), each with its NIfTI target."""
+    """The DICOM files of `pairs` grouped into series (headers only), each with its NIfTI target, named by the
+    Series Number and a hash of the Series Instance UID (never by a tag's text)."""
     headers = []
     for source, _ in pairs:
         header = attempt(run.skip, [source], partial(pydicom.dcmread, source, stop_before_pixels=True))
@@ -122,12 +129,17 @@ def _dicom_series(pairs: list[tuple[Path, Path]], run: RunSummary) -> list[tuple
             headers.append((source, header))
     targets = dict(pairs)
     return [([path for path, _ in members], targets[members[0][0]].parent /
-             f"series{integer(members[0][1], 'SeriesNumber')}_isotropic.nii.gz")
-            for members in sort_series(headers).values()]
+             f"series{integer(members[0][1], 'SeriesNumber')}_{_hash(uid)}_isotropic.nii.gz")
+            for uid, members in sort_series(headers).items()]
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def _volume(source: Path, image: nib.Nifti1Image, data: np.ndarray, thickness: float | None, target: Path,
-            model: SRModel, settings: ThickSettings, intensity: str) -> Processed:
+            model: SRModel, settings: ThickSettings, intensity: str,
+            thickness_from: str = "slice_thickness") -> Processed:
     """One volume (values [X, Y, Z] as `image` lays them out) made isotropic and written to `target`."""
     mapping = IntensityMap.fit(data, intensity)
     unit = mapping.to_unit(data)
@@ -135,18 +147,20 @@ def _volume(source: Path, image: nib.Nifti1Image, data: np.ndarray, thickness: f
         raise ValueError(f"{source} has shape {image.shape}: a 2-D image; through_plane=true needs a volume of "
                          "several slices")
     spacing = tuple(float(z) for z in image.header.get_zooms()[:3])
-    axis, geometry = slice_axis(spacing, thickness)
+    axis, geometry = slice_axis(spacing, thickness, thickness_from)
     geometry = replace(geometry, profile=settings.profile)
+    _warn_outside_training(model, geometry)
     acquired = np.moveaxis(unit, axis, 0)
     name = model.name
     if settings.adapt:
         from medivision.inference.adapt import adapt  # PyTorch: only where adaptation was asked for
 
-        model, steps = adapt(model, acquired, geometry, settings.adapt_seconds)
+        model, steps = adapt(model, acquired, _in_plane(geometry, spacing, axis), settings.adapt_seconds)
         name = f"{model.name}, adapted to this scan for {steps} steps"
     turns = acquired.shape[1] + acquired.shape[2]
     with tqdm(total=turns, desc=source.name, unit="image", leave=False) as bar:
-        result = ThroughPlane(model, geometry, settings.batch_size)(acquired, bar.update)
+        result = ThroughPlane(model, geometry, settings.batch_size, settings.tile, settings.overlap)(acquired,
+                                                                                                     bar.update)
     in_plane = spacing[axis] / geometry.spacing
     note = THICK_NOTE.format(spacing=spacing[axis], thickness=geometry.thickness * in_plane, size=in_plane,
                              lr_psnr=result.lr_psnr, model=name)
@@ -162,3 +176,20 @@ def _volume(source: Path, image: nib.Nifti1Image, data: np.ndarray, thickness: f
                                                             DISAGREEMENT_NOTE.format(model=name)))
     return Processed(Written([target], maps), [result.lr_psnr], [float(result.disagreement.mean())]
                      if settings.uncertainty else [])
+
+
+def _warn_outside_training(model: SRModel, geometry: SliceGeometry) -> None:
+    """A warning where the volume's slice factor lies outside the range the model was trained on."""
+    low, high = model.degradation_options.get("slice_factor", (geometry.spacing, geometry.spacing))
+    if not low <= geometry.spacing <= high:
+        logger.warning("slices %.2fx coarser than in-plane: %s was trained on %g to %gx; its output may be off",
+                       geometry.spacing, model.name, low, high)
+
+
+def _in_plane(geometry: SliceGeometry, spacing: tuple[float, ...], axis: int) -> tuple[SliceGeometry, SliceGeometry]:
+    """The slab geometry of slice axis `axis` in the pixels of each of the two in-plane axes (they differ where the
+    in-plane spacings do; `geometry` is in the finer one's): what adaptation blurs each in-plane axis with."""
+    finer = spacing[axis] / geometry.spacing
+    rows, columns = (SliceGeometry(geometry.spacing * finer / spacing[k], geometry.thickness * finer / spacing[k],
+                                   geometry.profile) for k in range(3) if k != axis)
+    return rows, columns

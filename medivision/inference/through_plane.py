@@ -18,7 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from medivision.data.slice_profile import MAX_SLICE_FACTOR, SliceGeometry, interpolation_matrix, profile_matrix
-from medivision.inference.consistency import psnr
+from medivision.inference.consistency import psnr, slab_consistent
 from medivision.inference.tiling import super_resolve
 
 # Below this ratio of slice spacing to in-plane spacing a volume counts as isotropic.
@@ -33,12 +33,14 @@ class Isotropic(NamedTuple):
     disagreement: np.ndarray  # float32 [n, a, b]: |orientation 1 - orientation 2| / 2, where the two estimates differ
 
 
-def slice_axis(spacing: tuple[float, float, float], thickness: float | None = None) -> tuple[int, SliceGeometry]:
+def slice_axis(spacing: tuple[float, float, float], thickness: float | None = None,
+               thickness_from: str = "slice_thickness") -> tuple[int, SliceGeometry]:
     """The slice axis of a volume with voxel spacing (mm per axis) and its geometry in in-plane pixels.
 
     The slice axis is the one with the largest spacing; the in-plane spacing is the finer of the other two.
-    thickness: the slab thickness in mm (None: equal to the spacing, no gap). ValueError naming the value for
-    a volume that is already about isotropic or whose slices are more than MAX_SLICE_FACTOR times coarser.
+    thickness: the slab thickness in mm (None: equal to the spacing, no gap), which `thickness_from` names in
+    messages. ValueError naming the value for a volume that is already about isotropic, whose slices are more
+    than MAX_SLICE_FACTOR times coarser, or whose slabs would overlap.
     """
     axis = int(np.argmax(spacing))
     in_plane = min(s for i, s in enumerate(spacing) if i != axis)
@@ -52,8 +54,9 @@ def slice_axis(spacing: tuple[float, float, float], thickness: float | None = No
                          f"handles up to {MAX_SLICE_FACTOR:g}x")
     thickness = spacing[axis] if thickness is None else thickness
     if not 0 < thickness <= spacing[axis] * 1.001:
-        raise ValueError(f"slice_thickness={thickness:g} mm must be positive and at most the slice spacing "
-                         f"{spacing[axis]:g} mm (gaps are allowed, overlapping slices are not)")
+        raise ValueError(f"{thickness_from}={thickness:g} mm must be positive and at most the slice spacing "
+                         f"{spacing[axis]:g} mm (gaps are allowed, overlapping slices are not): pass "
+                         "slice_thickness= with the thickness to assume")
     return axis, SliceGeometry(factor, min(thickness, spacing[axis]) / in_plane)
 
 
@@ -71,11 +74,11 @@ class ThroughPlane:
     def __call__(self, acquired: np.ndarray, done: Callable[[int], None] = lambda count: None) -> Isotropic:
         slices = acquired.shape[0]
         pixels = self.geometry.pixels(slices)
-        start = interpolate(acquired, self.geometry)
+        start = np.clip(interpolate(acquired, self.geometry), 0.0, 1.0)  # as training clips its inputs
         # orientation 1: images [b, n, a] (rows the slice axis); orientation 2: images [a, n, b]
         first = self._refine(start.transpose(2, 0, 1), done).transpose(1, 2, 0)
         second = self._refine(start.transpose(1, 0, 2), done).transpose(1, 0, 2)
-        volume = consistent((first + second) / 2, acquired, self.geometry)
+        volume = slab_consistent((first + second) / 2, acquired, self.geometry)
         reprofiled = np.tensordot(profile_matrix(self.geometry, pixels, slices), volume, axes=(1, 0))
         return Isotropic(volume, float(psnr(reprofiled[None], acquired[None])[0]), np.abs(first - second) / 2)
 
@@ -96,17 +99,3 @@ def interpolate(acquired: np.ndarray, geometry: SliceGeometry, order: int = 3) -
     slices = acquired.shape[0]
     matrix = interpolation_matrix(geometry, geometry.pixels(slices), slices, order).astype(np.float32)
     return np.tensordot(matrix, acquired.astype(np.float32), axes=(1, 0))
-
-
-def consistent(volume: np.ndarray, acquired: np.ndarray, geometry: SliceGeometry, iterations: int = 10) -> np.ndarray:
-    """`volume` [n, a, b] corrected so that its slabs re-profiled equal `acquired` [m, a, b]: volume + U (A U)^-1
-    (acquired - A volume), U the cubic B-spline interpolation and A the slice profile, clipped to [0, 1]; repeated
-    `iterations` times, since the clipping undoes part of each correction (alternating projections)."""
-    slices, pixels = acquired.shape[0], volume.shape[0]
-    profile = profile_matrix(geometry, pixels, slices).astype(np.float32)
-    spline = interpolation_matrix(geometry, pixels, slices)
-    correction = (spline @ np.linalg.inv(profile @ spline)).astype(np.float32)
-    for _ in range(iterations):
-        residual = acquired - np.tensordot(profile, volume, axes=(1, 0))
-        volume = np.clip(volume + np.tensordot(correction, residual, axes=(1, 0)), 0.0, 1.0).astype(np.float32)
-    return volume

@@ -39,8 +39,14 @@ with train_extra("medivision.thick_benchmark"):
     from medivision.inference.thick_volumes import check_through_plane
     from medivision.inference.through_plane import ThroughPlane, interpolate
     from medivision.report.tables import text_table, write_csv
-    from medivision.report.thick_slices import (GATE_BASELINE, THICK_METHODS, gate_failures, reformats, report_lines,
-                                                  volume_scores)
+    from medivision.report.thick_slices import (
+        GATE_BASELINE,
+        THICK_METHODS,
+        gate_failures,
+        reformats,
+        report_lines,
+        volume_scores,
+    )
 
 
 @command_line("thick_benchmark", __doc__)

@@ -2,6 +2,7 @@
 NIfTI volumes, and the thick-slice benchmark."""
 
 import csv
+import logging
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import numpy as np
 import pydicom
 import pytest
 from nibabel.testing import data_path
+from PIL import Image
 
 from medivision.data.slice_profile import SliceGeometry, profile_matrix
 from medivision.inference.consistency import psnr, slab_consistent
@@ -164,6 +166,19 @@ def test_a_series_with_unequal_slice_spacing_is_refused_in_one_line(thick_checkp
     moved.save_as(paths[4])
     with pytest.raises(ValueError, match="not equally spaced \\(5 to 10 mm apart\\).*split the series"):
         run(thick_checkpoint, tmp_path / "series", tmp_path / "out", "through_plane=true", "adapt=false")
+
+
+def test_images_are_skipped_and_a_factor_outside_training_is_warned_of(thick_checkpoint, tmp_path, caplog):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    thick_file(folder / "thick7.nii.gz", factor=7)  # the prior trained on 2 to 6x
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "slice.png")
+    with caplog.at_level(logging.WARNING):
+        summary = run(thick_checkpoint, folder, tmp_path / "out", "through_plane=true", "adapt=false")
+    assert [path.name for path in summary.written] == ["thick7.nii.gz"]
+    assert summary.skipped == [(folder / "slice.png", f"{folder / 'slice.png'}: through_plane=true takes NIfTI "
+                                "volumes and DICOM series; enhance images without through_plane")]
+    assert "slices 7.00x coarser than in-plane: last.ckpt was trained on 2 to 6x" in caplog.text
 
 
 def test_through_plane_refusals_are_one_line(thick_checkpoint, tiny_checkpoint, tmp_path):

@@ -7,16 +7,19 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 from hydra import compose, initialize_config_dir
+from nibabel.testing import data_path
 from omegaconf import DictConfig
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from medivision.data.slice_profile import SliceGeometry, profile_matrix
 from medivision.enhance import enhance
 from medivision.io.run_summary import RunSummary
 from tests.conftest import brain_like
 from tests.training import CONF_DIR
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+ANATOMICAL = Path(data_path) / "anatomical.nii"  # a real 2 mm T1 volume, 33 x 41 x 25, that ships with nibabel
 
 
 def compose_config(name: str, overrides: list[str]) -> DictConfig:
@@ -91,3 +94,27 @@ def write_volume(path: Path, shape: tuple[int, int, int] = (20, 24, 3), dtype=np
     image.header.set_xyzt_units("mm")
     nib.save(image, str(path))
     return image
+
+
+def real_volume() -> np.ndarray:
+    """nibabel's anatomical volume in [0, 1], float32 [33, 41, 25]."""
+    values = np.asanyarray(nib.load(str(ANATOMICAL)).dataobj).astype(np.float32)
+    return (values - values.min()) / (values.max() - values.min())
+
+
+def thick_file(path: Path, factor: int = 4, thickness: float | None = None) -> tuple[Path, np.ndarray]:
+    """nibabel's anatomical volume with `factor`x thicker slabs along y (rect profile), written as NIfTI with its
+    spacing and an affine that keeps each slab's centre where it was; and the truth it was made from [33, n, 25]."""
+    image = nib.load(str(ANATOMICAL))
+    geometry = SliceGeometry(float(factor), float(thickness or factor))
+    volume = real_volume()
+    slices = geometry.slices(volume.shape[1])
+    truth = volume[:, :geometry.pixels(slices)]
+    thick = np.tensordot(truth, profile_matrix(geometry, truth.shape[1], slices).astype(np.float32), axes=(1, 1))
+    thick = np.moveaxis(thick, 2, 1)
+    to_fine = np.eye(4)
+    to_fine[1, 1], to_fine[1, 3] = factor, geometry.offset
+    made = nib.Nifti1Image((thick * 1000).astype(np.int16), image.affine @ to_fine)
+    made.header.set_zooms((2.0, 2.0 * factor, 2.0))
+    nib.save(made, str(path))
+    return path, truth

@@ -14,22 +14,21 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from nibabel.testing import data_path
 from PIL import Image
 from pydicom.data import get_testdata_file
 
 from medivision.data.degradation_options import ForwardModel
-from medivision.inference.model_file import bundled_model_path
+from medivision.inference.model_file import BUNDLED_THICK_MODEL, bundled_model_path
 from medivision.inference.models import load_model
 from medivision.inference.pipeline import Upscaler
 from medivision.io import dicom as dicom_files
 from medivision.io import nifti as nifti_files
 from medivision.io.intensity import IntensityMap
+from tests.clinic import ANATOMICAL, thick_file
 from tests.training import REPO
 
 # Real scans in the three formats; the DICOMs in three compressed transfer syntaxes.
 DICOMS = ("MR_small_jp2klossless.dcm", "MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm")
-ANATOMICAL = Path(data_path) / "anatomical.nii"
 
 
 def real_inputs(folder: Path) -> Path:
@@ -106,6 +105,28 @@ def test_the_core_install_enhances_real_files_without_torch_as_the_torch_backend
         # on a rounding boundary
         assert np.abs(core - torch_values).max() <= 1, relative
         assert (core == torch_values).mean() > 0.99, relative
+
+
+@pytest.mark.slow
+def test_the_core_install_makes_thick_slices_isotropic_with_the_bundled_prior_as_torch_does(core_venv, tmp_path):
+    source, _ = thick_file(tmp_path / "thick.nii.gz")
+    result = run(core_venv, "medivision-enhance", f"input={source}", f"output={tmp_path / 'core.nii.gz'}",
+                 "through_plane=true", cwd=tmp_path)  # adapt=auto: no PyTorch here, so the prior alone, on ONNX
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "with the bundled general_thick model general_thick.onnx" in result.stdout
+    reference = subprocess.run([sys.executable, "-m", "medivision.enhance", f"input={source}",
+                                f"output={tmp_path / 'torch.nii.gz'}", "through_plane=true", "adapt=false",
+                                f"ckpt={bundled_model_path('.safetensors', BUNDLED_THICK_MODEL)}"],
+                               capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    core, torch_values = stored_values(tmp_path / "core.nii.gz"), stored_values(tmp_path / "torch.nii.gz")
+    assert core.shape == torch_values.shape == (33, 40, 25)
+    assert np.abs(core - torch_values).max() <= 1 and (core == torch_values).mean() > 0.99
+    refused = run(core_venv, "medivision-enhance", f"input={source}", f"output={tmp_path / 'adapted.nii.gz'}",
+                  "through_plane=true", "adapt=true", cwd=tmp_path)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == ("medivision.enhance: adapt=true fine-tunes the model with PyTorch, which is not "
+                                      "installed: pip install 'medivision[train]', or pass adapt=false")
 
 
 @pytest.mark.slow

@@ -12,7 +12,6 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
-from nibabel.testing import data_path
 from PIL import Image
 
 from medivision.data.slice_profile import SliceGeometry, profile_matrix
@@ -20,10 +19,9 @@ from medivision.inference.consistency import psnr, slab_consistent
 from medivision.inference.models import load_model
 from medivision.inference.through_plane import ThroughPlane, interpolate, slice_axis
 from medivision.report.thick_slices import THICK_METHODS
-from tests.clinic import compose_config, run, write_dicom_series
+from tests.clinic import ANATOMICAL, compose_config, real_volume, run, thick_file, write_dicom_series
 
 REPO = Path(__file__).resolve().parents[1]
-ANATOMICAL = Path(data_path) / "anatomical.nii"  # a real 2 mm T1 volume, 33 x 41 x 25
 
 
 @pytest.fixture(scope="session")
@@ -36,30 +34,6 @@ def thick_checkpoint(kaggle_root: Path, tmp_path_factory: pytest.TempPathFactory
     train(compose_train(tiny(kaggle_root, out, "+experiment=general_thick", "logger=none", "test=false",
                              "data.limit=24")))
     return out / "checkpoints" / "last.ckpt"
-
-
-def real_volume() -> np.ndarray:
-    """nibabel's anatomical volume in [0, 1], float32 [33, 41, 25]."""
-    values = np.asanyarray(nib.load(str(ANATOMICAL)).dataobj).astype(np.float32)
-    return (values - values.min()) / (values.max() - values.min())
-
-
-def thick_file(path: Path, factor: int = 4, thickness: float | None = None) -> tuple[Path, np.ndarray]:
-    """nibabel's anatomical volume with `factor`x thicker slabs along y (rect profile), written as NIfTI with its
-    spacing and an affine that keeps each slab's centre where it was; and the truth it was made from [33, n, 25]."""
-    image = nib.load(str(ANATOMICAL))
-    geometry = SliceGeometry(float(factor), float(thickness or factor))
-    volume = real_volume()
-    slices = geometry.slices(volume.shape[1])
-    truth = volume[:, :geometry.pixels(slices)]
-    thick = np.tensordot(truth, profile_matrix(geometry, truth.shape[1], slices).astype(np.float32), axes=(1, 1))
-    thick = np.moveaxis(thick, 2, 1)
-    to_fine = np.eye(4)
-    to_fine[1, 1], to_fine[1, 3] = factor, geometry.offset
-    made = nib.Nifti1Image((thick * 1000).astype(np.int16), image.affine @ to_fine)
-    made.header.set_zooms((2.0, 2.0 * factor, 2.0))
-    nib.save(made, str(path))
-    return path, truth
 
 
 def test_the_slice_axis_is_the_coarsest_and_odd_volumes_are_refused():

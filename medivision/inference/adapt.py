@@ -28,7 +28,7 @@ BACKGROUND = 0.05
 
 
 def adapt(model: TorchSR, acquired: np.ndarray, geometries: tuple[SliceGeometry, SliceGeometry], seconds: float = 120.0,
-          steps: int = 2000, batch_size: int = 16, patch: int = 64, learning_rate: float = 1e-4,
+          steps: int = 2000, batch_size: int = 16, patch: int = 64, learning_rate: float = 5e-4,
           seed: int = 0) -> tuple[TorchSR, int]:
     """A copy of `model` fine-tuned on `acquired` float32 [m, a, b] in [0, 1] (slice axis first), for at most
     `seconds` of training or `steps` steps, whichever ends first, with a progress bar. Returns the copy and the

@@ -1,4 +1,4 @@
-"""`python -m medivision.thick_benchmark [ckpt=PATH] [volumes=[...]] [cases=...] [adapt_seconds=60]`: the
+"""`python -m medivision.thick_benchmark [ckpt=PATH] [volumes=[...]] [cases=...] [adapt_seconds=120]`: the
 thick-slice benchmark.
 
 Each volume of medivision.data.isotropic_volumes is cut into thick slabs along one axis for each case (slice
@@ -102,10 +102,11 @@ def run_case(model, isotropic: np.ndarray, geometry: SliceGeometry, adapt_too: b
     estimates["prior"] = prior.volume
     if adapt_too:
         start = time.perf_counter()
-        adapted, steps = adapt(model, acquired, (geometry, geometry), seconds)  # isotropic in-plane
-        result = ThroughPlane(adapted, geometry)(acquired)
+        adapted = adapt(model, acquired, (geometry, geometry), seconds)  # isotropic in-plane
+        result = ThroughPlane(adapted.model, geometry)(acquired)
         estimates["prior + adaptation"] = result.volume
-        row.update({"adapt steps": steps, "adapt seconds": time.perf_counter() - start, "lr_psnr": result.lr_psnr})
+        row.update({"adapt steps": adapted.steps, "best step": adapted.best_step,
+                    "adapt seconds": time.perf_counter() - start, "lr_psnr": result.lr_psnr})
     for method, estimate in estimates.items():
         row.update({f"{method} {key}": value for key, value in volume_scores(estimate, truth).items()})
     return row, estimates, truth

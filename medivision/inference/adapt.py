@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -25,37 +26,71 @@ logger = logging.getLogger(__name__)
 
 # A crop whose target is darker than this everywhere is background; a few are kept, most are drawn again.
 BACKGROUND = 0.05
+# Steps between checks of the held-out slices.
+CHECK_EVERY = 25
+
+
+class Adapted(NamedTuple):
+    """What adaptation made: the model to use, the steps taken, and the step whose weights it holds (0: the prior,
+    when no check of the held-out slices found the fine-tuned weights better)."""
+
+    model: TorchSR
+    steps: int
+    best_step: int
 
 
 def adapt(model: TorchSR, acquired: np.ndarray, geometries: tuple[SliceGeometry, SliceGeometry], seconds: float = 120.0,
           steps: int = 2000, batch_size: int = 16, patch: int = 64, learning_rate: float = 5e-4,
-          seed: int = 0) -> tuple[TorchSR, int]:
+          seed: int = 0) -> Adapted:
     """A copy of `model` fine-tuned on `acquired` float32 [m, a, b] in [0, 1] (slice axis first), for at most
-    `seconds` of training or `steps` steps, whichever ends first, with a progress bar. Returns the copy and the
-    number of steps taken. The L1 loss on patch x patch crops of the in-plane slices, each degraded along its
-    rows (axis a, with geometries[0]: the slab geometry in a's pixels) and, transposed, along its columns
-    (geometries[1], in b's pixels); Adam at `learning_rate`."""
+    `seconds` of training or `steps` steps, whichever ends first, with a progress bar. The L1 loss on
+    patch x patch crops of the in-plane slices, each degraded along its rows (axis a, with geometries[0]: the slab
+    geometry in a's pixels) and, transposed, along its columns (geometries[1], in b's pixels); Adam at
+    `learning_rate`. Every fifth slice is held out: every CHECK_EVERY steps the L1 on fixed crops of those is
+    measured, and the weights that scored best there (the prior's own included) are the ones returned, so
+    adaptation that does not pay on the scan itself (a small volume overfitted) leaves the prior."""
     adapted = copy.deepcopy(model)
     network = adapted.generator.generator.requires_grad_(True)
-    device = adapted.device
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
-    network.train()
     start, taken = time.perf_counter(), 0
     with torch.inference_mode(False), tqdm(total=steps, desc="adapting", unit="step", leave=False) as bar:
-        inputs, targets = _pairs(acquired, geometries, device)
+        inputs, targets = _pairs(acquired, geometries, adapted.device)
+        held_out = [index % 5 == 2 for index in range(len(acquired))] if len(acquired) > 2 else [False] * len(
+            acquired)
+        train = [(x[[not h for h in held_out]], y[[not h for h in held_out]]) for x, y in zip(inputs, targets)]
+        check = _crops(*zip(*[(x[held_out], y[held_out]) for x, y in zip(inputs, targets)]), 4 * batch_size, patch,
+                       torch.Generator().manual_seed(seed + 1)) if any(held_out) else ()
+        best = (_held_out_l1(network, check), 0, copy.deepcopy(network.state_dict())) if check else None
         while taken < steps and time.perf_counter() - start < seconds:
-            low, high = _crops(inputs, targets, batch_size, patch, generator)
+            network.train()
+            low, high = _crops(*zip(*train), batch_size, patch, generator)
             loss = torch.nn.functional.l1_loss(network(low), high)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             taken += 1
             bar.update()
-            bar.set_postfix(l1=f"{loss.item():.4f}")
+            if check and (taken % CHECK_EVERY == 0 or taken == steps):
+                score = _held_out_l1(network, check)
+                if score < best[0]:
+                    best = (score, taken, copy.deepcopy(network.state_dict()))
+                bar.set_postfix(held_out_l1=f"{score:.4f}", best_step=best[1])
+    if best:
+        network.load_state_dict(best[2])
+    else:  # a volume of two slices holds none out: its last weights are kept
+        best = (None, taken, None)
     network.eval()
-    logger.info("adapted %s to the scan: %d steps in %.0f s", model.name, taken, time.perf_counter() - start)
-    return adapted, taken
+    logger.info("adapted %s to the scan: %d steps in %.0f s; the weights of step %d scored best on the held-out "
+                "slices", model.name, taken, time.perf_counter() - start, best[1])
+    return Adapted(adapted, taken, best[1])
+
+
+def _held_out_l1(network: torch.nn.Module, check: tuple[Tensor, Tensor]) -> float:
+    """The L1 of `network` on the held-out crops (input, target)."""
+    network.eval()
+    with torch.no_grad():
+        return float(torch.nn.functional.l1_loss(network(check[0]), check[1]))
 
 
 def _pairs(acquired: np.ndarray, geometries: tuple[SliceGeometry, SliceGeometry],

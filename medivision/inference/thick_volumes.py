@@ -155,8 +155,11 @@ def _volume(source: Path, image: nib.Nifti1Image, data: np.ndarray, thickness: f
     if settings.adapt:
         from medivision.inference.adapt import adapt  # PyTorch: only where adaptation was asked for
 
-        model, steps = adapt(model, acquired, _in_plane(geometry, spacing, axis), settings.adapt_seconds)
-        name = f"{model.name}, adapted to this scan for {steps} steps"
+        adapted = adapt(model, acquired, _in_plane(geometry, spacing, axis), settings.adapt_seconds)
+        model = adapted.model
+        name = (f"{model.name}, adapted to this scan: step {adapted.best_step} of {adapted.steps} scored best on its "
+                "held-out slices" if adapted.best_step else f"{model.name}, not adapted: {adapted.steps} steps of "
+                "adaptation did not improve on its held-out slices")
     turns = acquired.shape[1] + acquired.shape[2]
     with tqdm(total=turns, desc=source.name, unit="image", leave=False) as bar:
         result = ThroughPlane(model, geometry, settings.batch_size, settings.tile, settings.overlap)(acquired,

@@ -44,8 +44,7 @@ bundle: $(STAMP)  ## train the bundled general model (+experiment=general), gate
 	$(PY) -m medivision.export format=onnx overwrite=true output=medivision/weights/general.onnx \
 	  ckpt=medivision/weights/general.safetensors
 
-# The bundled through-plane prior, likewise: written only if it beats consistent cubic B-spline on the thick-slice
-# benchmark.
+# The bundled through-plane prior, likewise: written only if it beats cubic B-spline on the thick-slice benchmark.
 THICK_RUN := outputs/runs/general_thick-$(shell date -u +%Y%m%d-%H%M%S)
 
 bundle-thick: $(STAMP)  ## train the through-plane prior (+experiment=general_thick), gate it on the thick-slice benchmark, write medivision/weights/general_thick.*

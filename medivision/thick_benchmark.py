@@ -8,9 +8,8 @@ bundled general_thick) and by the prior adapted to that volume for `adapt_second
 Each result is scored against the volume itself: PSNR over the volume, SSIM over its through-plane images, and
 the LR-consistency of the model's output (its slabs re-profiled against the simulated acquisition).
 
-With require_gate=true a prior that does not beat consistent cubic B-spline (corrected, as the prior's output is,
-until its slabs equal the acquisition) in PSNR and SSIM in every case of every volume that is evidence (not the
-training anatomy) is an error naming those cases (what `make bundle-thick` runs).
+With require_gate=true a prior that does not beat cubic B-spline in PSNR and SSIM in every case of every volume
+that is evidence (not the training anatomy) is an error naming those cases (what `make bundle-thick` runs).
 
 Writes into the run directory (outputs/thick_benchmark/<time>/): results.csv, report.md and reformats_<volume>.png
 (orthogonal planes of each method with its error, for the case at `figure_factor` without a gap).

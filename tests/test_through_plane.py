@@ -19,7 +19,7 @@ from medivision.data.slice_profile import SliceGeometry, profile_matrix
 from medivision.inference.consistency import psnr, slab_consistent
 from medivision.inference.models import load_model
 from medivision.inference.through_plane import ThroughPlane, interpolate, slice_axis
-from medivision.report.thick_slices import THICK_METHODS
+from medivision.report.thick_slices import THICK_METHODS, gate_failures
 from tests.clinic import ANATOMICAL, compose_config, real_volume, run, thick_file, write_dicom_series
 
 REPO = Path(__file__).resolve().parents[1]
@@ -196,6 +196,16 @@ def test_thick_benchmark_scores_every_method_against_the_truth(thick_checkpoint,
     report = (tmp_path / "report.md").read_text()
     assert "## anatomical" in report and "prior - cubic" in report and "not evidence" not in report
     assert (tmp_path / "reformats_anatomical.png").stat().st_size > 10_000
+
+
+def test_the_gate_names_each_case_where_the_prior_does_not_beat_cubic_b_spline():
+    def row(volume, prior_psnr, prior_ssim):
+        return {"volume": volume, "case": "4x, 4 px rect", "prior psnr": prior_psnr, "prior ssim": prior_ssim,
+                "cubic B-spline psnr": 30.0, "cubic B-spline ssim": 0.9}
+
+    rows = [row("epi", 31.0, 0.91), row("anatomical", 31.0, 0.89), row("mni152", 29.0, 0.8)]
+    assert gate_failures(rows, ["epi", "anatomical"]) == [
+        "anatomical 4x, 4 px rect: prior 31.00 dB / 0.8900 against 30.00 dB / 0.9000"]  # mni152 is not evidence
 
 
 def test_thick_benchmark_refuses_a_bad_case(thick_checkpoint):

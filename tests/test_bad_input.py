@@ -120,7 +120,7 @@ def test_folder_without_images(tmp_path):
     (["model.loss.perceptual.weight=-0.01"], "model.loss.perceptual.weight=-0.01 must be >= 0"),
     (["model.generator.attention=se"], "model.generator.attention='se' is not one of none, channel, spatial, cbam"),
     (["data.scale=3"], "data.hr_size=128 is not divisible by data.scale=3"),
-    (["data.scale=3", "data.hr_size=96"], r"model.generator.scale=3 must be a power of two \(2, 4, 8\)"),
+    (["data.scale=3", "data.hr_size=96"], r"model.generator.scale=3 must be a power of two \(1, 2, 4, 8\)"),
     (["data.degradation=jpeg"], "data.degradation='jpeg' is not one of bicubic, kspace, kspace_noise"),
     (["data.degradation_options.noise=2"], r"data.degradation_options.noise=2 must be a noise std in \[0, 1\)"),
     (["model.max_bad_steps=0"], "model.max_bad_steps=0 must be at least 1"),

@@ -30,7 +30,7 @@ with train_extra("medivision.thick_benchmark"):
     from omegaconf import DictConfig
 
     from medivision.data.isotropic_volumes import ISOTROPIC_VOLUMES, TRAINING_ANATOMY, VOLUME_NAMES, read_volume
-    from medivision.data.slice_profile import PROFILES, SliceGeometry, profile_matrix
+    from medivision.data.slice_profile import PROFILES, SliceGeometry, acquire
     from medivision.inference.adapt import adapt
     from medivision.inference.consistency import slab_consistent
     from medivision.inference.model_file import BUNDLED_THICK_MODEL
@@ -90,7 +90,7 @@ def run_case(model, isotropic: np.ndarray, geometry: SliceGeometry, adapt_too: b
     estimate [n, a, b] and the truth it is scored against (the first n = geometry.pixels(m) slices)."""
     slices = geometry.slices(len(isotropic))
     truth = isotropic[:geometry.pixels(slices)]
-    acquired = np.tensordot(profile_matrix(geometry, len(truth), slices).astype(np.float32), truth, axes=(1, 0))
+    acquired = acquire(truth, geometry, slices)
     cubic = interpolate(acquired, geometry, 3)
     estimates = {"linear": interpolate(acquired, geometry, 1), "cubic B-spline": cubic,
                  "cubic B-spline, consistent": slab_consistent(cubic, acquired, geometry)}

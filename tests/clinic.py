@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from medivision.data.slice_profile import SliceGeometry, profile_matrix
+from medivision.data.slice_profile import SliceGeometry, acquire
 from medivision.enhance import enhance
 from medivision.io.run_summary import RunSummary
 from tests.conftest import brain_like
@@ -110,8 +110,7 @@ def thick_file(path: Path, factor: int = 4, thickness: float | None = None) -> t
     volume = real_volume()
     slices = geometry.slices(volume.shape[1])
     truth = volume[:, :geometry.pixels(slices)]
-    thick = np.tensordot(truth, profile_matrix(geometry, truth.shape[1], slices).astype(np.float32), axes=(1, 1))
-    thick = np.moveaxis(thick, 2, 1)
+    thick = np.moveaxis(acquire(np.moveaxis(truth, 1, 0), geometry, slices), 0, 1)
     to_fine = np.eye(4)
     to_fine[1, 1], to_fine[1, 3] = factor, geometry.offset
     made = nib.Nifti1Image((thick * 1000).astype(np.int16), image.affine @ to_fine)

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from medivision.data.slice_profile import SliceGeometry, profile_matrix
+from medivision.data.slice_profile import SliceGeometry, acquire, profile_matrix
 from medivision.inference.consistency import psnr, slab_consistent
 from medivision.inference.models import load_model
 from medivision.inference.through_plane import ThroughPlane, interpolate, slice_axis
@@ -65,7 +65,7 @@ def test_consistency_makes_the_slabs_equal_the_acquired_slices():
 def test_identity_model_gives_the_consistent_interpolation_and_both_orientations_run():
     truth = np.moveaxis(real_volume(), 1, 0)[:40]
     geometry = SliceGeometry(4.0, 4.0)
-    acquired = np.tensordot(profile_matrix(geometry, 40, 10).astype(np.float32), truth, axes=(1, 0))
+    acquired = acquire(truth, geometry, 10)
     calls = []
     result = ThroughPlane(lambda images: calls.append(images.shape) or images, geometry)(acquired)
     start = np.clip(interpolate(acquired, geometry), 0.0, 1.0)

@@ -24,7 +24,7 @@ import nibabel as nib
 import numpy as np
 
 from medivision.data.isotropic_volumes import ISOTROPIC_VOLUMES, read_volume
-from medivision.data.slice_profile import SliceGeometry, profile_matrix
+from medivision.data.slice_profile import SliceGeometry, acquire
 from medivision.inference.consistency import psnr
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ def thick_volume(path: Path) -> np.ndarray:
     padded[x:x + unit.shape[0], y:y + unit.shape[1]] = unit
     truth = padded[:, :, 14:174]
     geometry = SliceGeometry(4.0, 4.0)
-    thick = np.tensordot(truth, profile_matrix(geometry, 160, 40).astype(np.float32), axes=(2, 1))
+    thick = np.moveaxis(acquire(np.moveaxis(truth, 2, 0), geometry, 40), 0, 2)
     image = nib.Nifti1Image(thick, np.diag([1.0, 1.0, 4.0, 1.0]))
     image.header.set_zooms((1.0, 1.0, 4.0))
     nib.save(image, str(path))

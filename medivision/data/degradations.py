@@ -20,9 +20,9 @@ float [B, C, H/scale, W/scale] in [0, 1] (128 -> 32 at 4x) on the input's device
   random        every image gets one of `kinds`, drawn uniformly (training for robustness).
   slices        a thick-slice acquisition along the rows only (through-plane models, data.scale = 1): each
                 image gets one of SLICE_BANK geometries, drawn once with a fixed seed from `slice_factor`,
-                `slice_profiles` and `slice_gap` (medivision.data.slice_profile), its slabs averaged
-                (profile_matrix) and interpolated back onto the HR grid by cubic B-spline
-                (interpolation_matrix): float [B, C, H, W], the input a through-plane model refines.
+                `slice_profiles` and `slice_gap` (medivision.data.slice_profile), the slabs that start inside
+                the image averaged and interpolated back onto the HR grid by cubic B-spline (slab_operator):
+                float [B, C, H, W], the input a through-plane model refines.
 
 sigma is drawn per image, uniformly from `noise` = [low, high] (a single number: a fixed level). Each kind's
 noise-free part (its forward model) is a matrix of medivision.data.operators, which inference applies too.
@@ -46,7 +46,7 @@ from torch import Tensor
 
 from medivision.data.acquisition import gaussian_psf, kspace_lowpass, rician_magnitude, separable, upsample
 from medivision.data.degradation_options import DEGRADATIONS, RANDOM_KINDS, THROUGH_PLANE_KINDS, DegradationOptions
-from medivision.data.slice_profile import SliceGeometry, interpolation_matrix, profile_matrix
+from medivision.data.slice_profile import SliceGeometry, slab_operator
 
 # How many slice geometries the `slices` kind draws from.
 SLICE_BANK = 256
@@ -123,15 +123,14 @@ def _degrade(hr: Tensor, scale: int, kind: str, options: DegradationOptions, dra
 @functools.lru_cache(maxsize=8)
 def _slice_bank(size: int, factors: tuple[float, float], profiles: tuple[str, ...], gaps: tuple[float, float],
                 device: torch.device, dtype: torch.dtype) -> Tensor:
-    """float [SLICE_BANK, size, size]: interpolation_matrix @ profile_matrix for geometries drawn with a fixed seed,
-    so every run and device trains on the same ones."""
+    """float [SLICE_BANK, size, size]: the slab_operator of geometries drawn with a fixed seed, so every run and
+    device trains on the same ones."""
     rng = np.random.default_rng(0)
     matrices = []
     for _ in range(SLICE_BANK):
         spacing = rng.uniform(*factors)
         geometry = SliceGeometry(spacing, spacing * (1.0 - rng.uniform(*gaps)), profiles[rng.integers(len(profiles))])
-        slices = geometry.covering(size)  # no HR row is left outside every slab
-        matrices.append(interpolation_matrix(geometry, size, slices) @ profile_matrix(geometry, size, slices))
+        matrices.append(slab_operator(geometry, size))
     return torch.from_numpy(np.stack(matrices)).to(device, dtype)
 
 

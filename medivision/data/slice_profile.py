@@ -11,10 +11,11 @@ slabs. A non-integer spacing is allowed: the slabs then sit at varying phases of
   gaussian  a Gaussian slice profile whose full width at half maximum is the thickness (a real RF pulse's
             profile is closer to this than to a rect).
 
-`profile_matrix` (output -> acquired slices) is the forward model: what training degrades with and what the
-through-plane pipeline's back-projection and LR-consistency compare with. `interpolation_matrix` (acquired
-slices -> output) is linear or cubic B-spline interpolation between the slice centres, mirrored at the ends:
-the baselines, and the input the through-plane network refines. Numpy only, so the core install uses them.
+`profile_matrix` (output -> acquired slices; `acquire` applies it) is the forward model: what training degrades
+with and what the through-plane pipeline's back-projection and LR-consistency compare with.
+`interpolation_matrix` (acquired slices -> output) is linear or cubic B-spline interpolation between the slice
+centres, mirrored at the ends: the baselines, and the input the through-plane network refines (`slab_operator`
+chains the two, as training and adaptation make that input). Numpy only, so the core install uses them.
 """
 
 from __future__ import annotations
@@ -102,6 +103,24 @@ def interpolation_matrix(geometry: SliceGeometry, pixels: int, slices: int, orde
     else:
         out = _basis(where, slices, _cubic_bspline, 2) @ np.linalg.inv(_basis(np.arange(slices), slices,
                                                                                _cubic_bspline, 2))
+    out.setflags(write=False)
+    return out
+
+
+def acquire(volume: np.ndarray, geometry: SliceGeometry, slices: int) -> np.ndarray:
+    """The slabs that `volume` [n, ...] (slice axis first, n output pixels) averages into: float32 [slices, ...]
+    (profile_matrix along axis 0): a simulated acquisition, or an output re-profiled to compare with one."""
+    profile = profile_matrix(geometry, volume.shape[0], slices).astype(np.float32)
+    return np.tensordot(profile, volume.astype(np.float32, copy=False), axes=(1, 0))
+
+
+@functools.lru_cache(maxsize=256)
+def slab_operator(geometry: SliceGeometry, size: int) -> np.ndarray:
+    """float64 [size, size]: an image axis of `size` pixels averaged into every slab that starts inside it
+    (SliceGeometry.covering) and interpolated back by cubic B-spline: how training (the `slices` degradation)
+    and adaptation make a through-plane model's input from a sharp axis. Read-only."""
+    slices = geometry.covering(size)
+    out = interpolation_matrix(geometry, size, slices) @ profile_matrix(geometry, size, slices)
     out.setflags(write=False)
     return out
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from medivision.data.slice_profile import SliceGeometry, interpolation_matrix, profile_matrix
+from medivision.data.slice_profile import SliceGeometry, slab_operator
 from medivision.inference.torch_model import TorchSR
 
 logger = logging.getLogger(__name__)
@@ -99,10 +99,8 @@ def _pairs(acquired: np.ndarray, geometries: tuple[SliceGeometry, SliceGeometry]
     [m, 1, h, w] each: the degraded-and-interpolated slices, clipped to [0, 1] as training's, and the slices."""
     inputs, targets = [], []
     for slices, geometry in zip((acquired, acquired.transpose(0, 2, 1)), geometries):
-        size = slices.shape[1]
-        count = geometry.covering(size)
-        operator = (interpolation_matrix(geometry, size, count) @ profile_matrix(geometry, size, count))
-        degraded = np.clip(np.einsum("ij,mjk->mik", operator.astype(np.float32), slices), 0.0, 1.0)
+        operator = slab_operator(geometry, slices.shape[1]).astype(np.float32)
+        degraded = np.clip(np.einsum("ij,mjk->mik", operator, slices), 0.0, 1.0)
         inputs.append(torch.from_numpy(np.ascontiguousarray(degraded[:, None], np.float32)).to(device))
         targets.append(torch.from_numpy(np.ascontiguousarray(slices[:, None], np.float32)).to(device))
     return inputs, targets

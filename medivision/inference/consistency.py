@@ -8,7 +8,7 @@ import numpy as np
 
 from medivision.data.degradation_options import ForwardModel
 from medivision.data.operators import upsample_array
-from medivision.data.slice_profile import SliceGeometry, interpolation_matrix, profile_matrix
+from medivision.data.slice_profile import SliceGeometry, acquire, interpolation_matrix, profile_matrix
 
 # An output identical to its reference would score inf; reported as this instead, the PSNR of an MSE of 1e-12.
 MAX_PSNR = 120.0
@@ -56,10 +56,9 @@ def slab_consistent(volume: np.ndarray, acquired: np.ndarray, geometry: SliceGeo
     equal), clipped to [0, 1]; repeated `iterations` times, since the clipping undoes part of each correction
     (alternating projections). Returns float32 [n, a, b]."""
     slices, pixels = acquired.shape[0], volume.shape[0]
-    profile = profile_matrix(geometry, pixels, slices).astype(np.float32)
     spline = interpolation_matrix(geometry, pixels, slices)
-    correction = (spline @ np.linalg.inv(profile @ spline)).astype(np.float32)
+    correction = (spline @ np.linalg.inv(profile_matrix(geometry, pixels, slices) @ spline)).astype(np.float32)
     for _ in range(iterations):
-        residual = acquired - np.tensordot(profile, volume, axes=(1, 0))
+        residual = acquired - acquire(volume, geometry, slices)
         volume = np.clip(volume + np.tensordot(correction, residual, axes=(1, 0)), 0.0, 1.0).astype(np.float32)
     return volume

@@ -45,7 +45,7 @@ def load_model(path: str | Path | None, device: str = "cpu", precision: str = "f
     check_device(device)
     if path is None:
         torch_backend = on_torch or precision != "fp32" or device != "cpu"
-        if torch_backend and not _has_torch():
+        if torch_backend and not has_torch():
             raise ValueError(f"precision={precision} device={device}: the bundled model runs so on PyTorch, which is "
                              f"not installed: {TRAIN_EXTRA}, or use precision=fp32 device=cpu (ONNX Runtime)")
         model = _load(bundled_model_path(".safetensors" if torch_backend else ".onnx", bundled), device, precision,
@@ -88,5 +88,6 @@ def _load(path: Path, device: str, precision: str, threads: int) -> SRModel:
                          f"safetensors model file (from medivision.export): {error}") from error
 
 
-def _has_torch() -> bool:
+def has_torch() -> bool:
+    """Whether PyTorch (the [train] extra) is installed, without importing it."""
     return importlib.util.find_spec("torch") is not None

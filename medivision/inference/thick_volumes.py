@@ -13,7 +13,6 @@ finer one.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import logging
 from dataclasses import dataclass, replace
 from functools import partial
@@ -26,7 +25,7 @@ from tqdm import tqdm
 
 from medivision.data.degradation_options import THROUGH_PLANE_KINDS
 from medivision.data.slice_profile import SliceGeometry
-from medivision.inference.models import SRModel
+from medivision.inference.models import SRModel, has_torch
 from medivision.inference.pipeline import Processed
 from medivision.inference.through_plane import ThroughPlane, slice_axis
 from medivision.io import nifti as nifti_files
@@ -45,7 +44,6 @@ THICK_NOTE = ("MediVision through-plane super-resolution of {spacing:g} mm slice
               "{lr_psnr:.1f} dB (model {model})")
 DISAGREEMENT_NOTE = ("MediVision disagreement map: |a - b| / 2 of the two through-plane orientations' estimates, "
                      "not an error bar (model {model})")
-ADAPT = ("auto", True, False)
 
 
 @dataclass(frozen=True)
@@ -66,17 +64,17 @@ class ThickSettings:
 def resolve_adapt(adapt: str | bool, ckpt: str | None) -> bool:
     """adapt=auto|true|false as a bool: auto adapts where PyTorch is installed and the model is not an ONNX file.
     ValueError naming the fix for adapt=true without them."""
-    if not any(adapt is option for option in ADAPT) and adapt != "auto":
+    if adapt != "auto" and not isinstance(adapt, bool):
         raise ValueError(f"adapt={adapt!r} is not one of auto, true, false")
     torch_model = ckpt is None or not str(ckpt).lower().endswith(".onnx")
-    has_torch = importlib.util.find_spec("torch") is not None
-    if adapt is True and not has_torch:
+    torch_installed = has_torch()
+    if adapt is True and not torch_installed:
         raise ValueError(f"adapt=true fine-tunes the model with PyTorch, which is not installed: {TRAIN_EXTRA}, or "
                          "pass adapt=false")
     if adapt is True and not torch_model:
         raise ValueError(f"adapt=true fine-tunes a .ckpt or .safetensors model; ckpt={ckpt} is ONNX: pass its "
                          ".safetensors twin, or adapt=false")
-    return adapt is True or (adapt == "auto" and has_torch and torch_model)
+    return adapt is True or (adapt == "auto" and torch_installed and torch_model)
 
 
 def check_through_plane(model: SRModel) -> None:

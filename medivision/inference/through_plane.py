@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from medivision.data.slice_profile import MAX_SLICE_FACTOR, SliceGeometry, interpolation_matrix, profile_matrix
+from medivision.data.slice_profile import MAX_SLICE_FACTOR, SliceGeometry, acquire, interpolation_matrix
 from medivision.inference.consistency import psnr, slab_consistent
 from medivision.inference.tiling import super_resolve
 
@@ -73,13 +73,12 @@ class ThroughPlane:
 
     def __call__(self, acquired: np.ndarray, done: Callable[[int], None] = lambda count: None) -> Isotropic:
         slices = acquired.shape[0]
-        pixels = self.geometry.pixels(slices)
         start = np.clip(interpolate(acquired, self.geometry), 0.0, 1.0)  # as training clips its inputs
         # orientation 1: images [b, n, a] (rows the slice axis); orientation 2: images [a, n, b]
         first = self._refine(start.transpose(2, 0, 1), done).transpose(1, 2, 0)
         second = self._refine(start.transpose(1, 0, 2), done).transpose(1, 0, 2)
         volume = slab_consistent((first + second) / 2, acquired, self.geometry)
-        reprofiled = np.tensordot(profile_matrix(self.geometry, pixels, slices), volume, axes=(1, 0))
+        reprofiled = acquire(volume, self.geometry, slices)
         return Isotropic(volume, float(psnr(reprofiled[None], acquired[None])[0]), np.abs(first - second) / 2)
 
     def _refine(self, images: np.ndarray, done: Callable[[int], None]) -> np.ndarray:

@@ -87,8 +87,8 @@ def check_through_plane(model: SRModel) -> None:
 
 def enhance_volumes(todo: Plan, model: SRModel, settings: ThickSettings, intensity: str, run: RunSummary) -> None:
     """Every NIfTI volume and DICOM series of the plan made isotropic, into a NIfTI file: a volume's own target,
-    `series<N>_isotropic.nii.gz` beside a series' first target. Images, and any volume or series that fails, are
-    skipped with their reason in `run`."""
+    `series<N>_<hash of its UID>_isotropic.nii.gz` beside a series' first target. Images, and any volume or series
+    that fails, are skipped with their reason in `run`."""
     for source, _ in todo.images:
         run.skip(source, f"{source}: through_plane=true takes NIfTI volumes and DICOM series; enhance images "
                          "without through_plane")

@@ -23,6 +23,7 @@ with train_extra("medivision.train"):
         refuse_ddp_in_local_multirun,
     )
     from medivision.training.loggers import finish_run, make_loggers, start_loggers
+    from medivision.training.notices import silence_third_party_notices
     from medivision.training.provenance import Provenance
 
 # ckpt_path values Lightning resolves itself (to the run's own checkpoints); anything else names a file
@@ -38,6 +39,7 @@ def main(cfg: DictConfig) -> float | None:
 
 def train(cfg: DictConfig) -> float | None:
     """Fit `cfg.model` on `cfg.data`, validate (and test) the best checkpoint, print where things are."""
+    silence_third_party_notices()
     # Everything a user can get wrong is checked before the first network (and VGG19's weights) is built.
     datamodule = instantiate(cfg.data)  # finds the data: a wrong data.root or layout stops the run here
     if cfg.ckpt_path is not None and str(cfg.ckpt_path).split(":")[0] not in LIGHTNING_CKPT_PATHS:
@@ -76,15 +78,27 @@ def _summary(trainer: L.Trainer, results: dict, best: str, loggers: list) -> str
     lines += [f"\nrun directory:  {run_dir}",
               f"checkpoints:    {best or 'none'} (and last.ckpt beside it)",
               f"sample panels:  {run_dir / 'samples'}"]
+    offline_runs = []
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            run = logger.experiment
-            where = Path(run.dir).parent
-            sync = f" (upload with: wandb sync {where})" if run.settings.mode == "offline" else ""
-            lines.append(f"W&B run:        {where}{sync}")
+            where = Path(logger.experiment.dir).parent
+            lines.append(f"W&B run:        {where}")
+            offline_runs += [where] if logger.experiment.settings.mode == "offline" else []
         else:
             lines.append(f"{type(logger).__name__}:      {logger.log_dir}")
-    return "\n".join(lines)
+    return "\n".join(lines + next_steps(run_dir, best, offline_runs))
+
+
+def next_steps(run_dir: Path, best: str, offline_runs: list[Path]) -> list[str]:
+    """What a user can do with a finished run, as commands to copy."""
+    steps = ["\nnext:", f"  python -m medivision.compare {run_dir}    # table and learning curves in seconds"]
+    for where in offline_runs:
+        steps.append(f"  wandb leet {where}    # browse the W&B run in the terminal, offline")
+    if best:
+        steps.append(f"  python -m medivision.enhance ckpt={best} input=<scan or folder> output=<folder>")
+    for where in offline_runs:
+        steps.append(f"  wandb sync {where}    # upload to W&B, with an account (wandb login)")
+    return steps
 
 
 if __name__ == "__main__":

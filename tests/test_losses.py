@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 from torchvision.models import vgg19
@@ -24,11 +26,12 @@ def test_vgg_layer_names_map_to_conv_layers():
         vgg19_layer_index("conv6_1")
 
 
-def test_perceptual_vgg_is_frozen_unregistered_and_warned_once(monkeypatch, recwarn):
+def test_perceptual_vgg_is_frozen_unregistered_and_noted_once(monkeypatch, caplog):
     monkeypatch.setattr(medivision.training.losses, "_warned_random_vgg", False)
-    loss = PerceptualLoss("conv2_2", "random")
-    PerceptualLoss("conv1_1", "random")
-    assert len([w for w in recwarn if "RANDOM weights" in str(w.message)]) == 1
+    with caplog.at_level(logging.WARNING, logger="medivision.training.losses"):
+        loss = PerceptualLoss("conv2_2", "random")
+        PerceptualLoss("conv1_1", "random")
+    assert len([r for r in caplog.records if "RANDOM weights" in r.getMessage()]) == 1
     assert list(loss.parameters()) == []
     assert loss.state_dict() == {}
     vgg = loss.__dict__["vgg"]

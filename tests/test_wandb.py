@@ -38,12 +38,20 @@ def offline_wandb(monkeypatch):
 
 
 def test_offline_training_run_holds_job_type_learning_rates_panels_and_the_per_image_test_table(kaggle_root,
-                                                                                                 tmp_path, wandb_dirs):
+                                                                                                 tmp_path, wandb_dirs,
+                                                                                                 capsys):
     cfg = compose_train(tiny(kaggle_root, tmp_path, "group=unit", "run_name=tiny", "trainer.max_epochs=2",
                              "model.pretrain_epochs=0", "model.lr_milestones=[1]", "model.lr_gamma=0.5",
                              "trainer.log_every_n_steps=1"))
     train(cfg)
     (log,) = find_run_logs(tmp_path / "wandb")
+    # the run ends with what to do next, each a command that names this run's real folders and files
+    printed = capsys.readouterr().out.split("\nnext:\n")[1]
+    steps = [line.split("#")[0].split() for line in printed.splitlines()]
+    assert steps[0] == ["python", "-m", "medivision.compare", str(tmp_path)]
+    assert steps[1] == ["wandb", "leet", str(log.parent)]
+    assert steps[2][:3] == ["python", "-m", "medivision.enhance"] and Path(steps[2][3][len("ckpt="):]).is_file()
+    assert steps[3] == ["wandb", "sync", str(log.parent)]
     run = read_run(log)
     assert (run["group"], run["name"], run["job_type"]) == ("unit", "tiny", "train")
     assert run["config"]["model"]["generator"]["channels"] == 8 and "_wandb" not in run["config"]

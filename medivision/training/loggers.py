@@ -31,8 +31,11 @@ def wandb_logger(save_dir: str, project: str, mode: str = "auto", log_model: boo
     os.makedirs(save_dir, exist_ok=True)
     if not os.access(save_dir, os.W_OK):
         raise PermissionError(f"logger.wandb.save_dir={save_dir} is not writable")
-    return WandbLogger(project=project, save_dir=save_dir, mode=mode, offline=mode == "offline",
-                       log_model=checkpoint_artifacts(mode, log_model), **kwargs)
+    logger = WandbLogger(project=project, save_dir=save_dir, mode=mode, offline=mode == "offline",
+                         log_model=checkpoint_artifacts(mode, log_model), **kwargs)
+    # Lightning always passes wandb.init an `anonymous` setting, which W&B warns has no effect: leave it out.
+    logger._wandb_init.pop("anonymous", None)
+    return logger
 
 
 def checkpoint_artifacts(mode: str, log_model: bool | str) -> bool | str:

@@ -3,7 +3,7 @@
 All image inputs are [B, 1, H, W] in [0, 1]; every loss returns a scalar tensor.
 """
 
-import warnings
+import logging
 from pathlib import Path
 
 import torch
@@ -17,6 +17,7 @@ ADVERSARIAL_KINDS = ("vanilla", "lsgan", "hinge", "relativistic")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _warned_random_vgg = False
+logger = logging.getLogger(__name__)
 
 
 def distance(a: Tensor, b: Tensor, kind: str = "l1") -> Tensor:
@@ -77,11 +78,8 @@ def load_vgg19_features(weights: str, upto: int) -> nn.Sequential:
         features.load_state_dict(_features_only(_imagenet_state_dict()))
     elif weights == "random":
         if not _warned_random_vgg:
-            warnings.warn(
-                "VGG19 perceptual loss uses RANDOM weights (weights=random): "
-                "fine for tests and offline demos, not for research results.",
-                stacklevel=2,
-            )
+            logger.warning("VGG19 perceptual loss uses RANDOM weights (weights=random): "
+                           "fine for tests and offline demos, not for research results.")
             _warned_random_vgg = True
     else:
         path = Path(weights).expanduser()

@@ -11,8 +11,16 @@ import torch
 
 from medivision.data.acquisition import gaussian_psf
 from medivision.data.datamodule import SRDataModule
-from medivision.data.degradation_options import DEGRADATIONS, THROUGH_PLANE_KINDS, DegradationOptions
-from medivision.data.degradations import degrade, sample_seeds
+from medivision.data.degradation_options import (
+    DEGRADATIONS,
+    KINDS,
+    MIXABLE,
+    THROUGH_PLANE_KINDS,
+    DegradationOptions,
+    ForwardModel,
+)
+from medivision.data.degradations import IMPLEMENTATIONS, degrade, sample_seeds
+from medivision.data.operators import MODELS
 
 NOISELESS = DegradationOptions(noise=(0.0, 0.0))
 
@@ -34,6 +42,16 @@ def band_limited(size: int = 128) -> tuple[torch.Tensor, Callable]:
 
     row, col = torch.meshgrid(*(torch.arange(size, dtype=torch.float64),) * 2, indexing="ij")
     return formula(row, col)[None, None], formula
+
+
+def test_every_registered_kind_has_one_implementation_and_a_forward_model_or_none():
+    assert list(IMPLEMENTATIONS) == list(KINDS)
+    for name, kind in KINDS.items():
+        assert kind.forward in MODELS or (kind.forward is None and kind.through_plane), name
+        assert set(kind.options) <= {field for field in DegradationOptions.__dataclass_fields__}, name
+        if kind.forward is not None:
+            assert ForwardModel.of(name).model == kind.forward
+    assert DegradationOptions().kinds == MIXABLE and "random" not in MIXABLE and "slices" not in MIXABLE
 
 
 @pytest.mark.parametrize("kind", [kind for kind in DEGRADATIONS if kind not in THROUGH_PLANE_KINDS])

@@ -5,6 +5,7 @@ import pytest
 import torch
 from scipy.ndimage import map_coordinates
 
+from medivision.data.datamodule import SRDataModule
 from medivision.data.degradation_options import DegradationOptions, options_problems
 from medivision.data.degradations import degrade, sample_seeds
 from medivision.data.slice_profile import SliceGeometry, interpolation_matrix, profile_matrix
@@ -77,10 +78,10 @@ def test_training_degrades_exactly_as_inference_builds_its_input():
 
 
 def test_slices_and_only_slices_keep_the_hr_grid():
-    with pytest.raises(ValueError, match="'slices' at scale 4"):
-        degrade(torch.rand(1, 1, 16, 16), 4, "slices")
-    with pytest.raises(ValueError, match="'bicubic' at scale 1"):
-        degrade(torch.rand(1, 1, 16, 16), 1, "bicubic")
+    with pytest.raises(ValueError, match="data.degradation=slices with data.scale=4: .* keep the HR grid"):
+        SRDataModule(source="mni152", degradation="slices", scale=4)
+    with pytest.raises(ValueError, match="data.degradation=bicubic with data.scale=1"):
+        SRDataModule(source="mni152", degradation="bicubic", scale=1)
 
 
 def test_slices_options_are_checked():

@@ -1,116 +1,96 @@
-"""The degradation kinds and their options (`data.degradation`, `data.degradation_options`), checked where the
-config enters. Plain Python: inference reads them without torch (medivision.data.degradations has the kinds)."""
+"""The degradation kinds (`data.degradation`) and their options (`data.degradation_options`): one registry,
+checked where the config enters. Plain Python: inference reads it without torch; medivision.data.degradations
+holds each kind's batched torch implementation under the same name."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from medivision.data.operators import FORWARD_MODELS, WINDOWS, degrade_array
-from medivision.data.options import mapping_problems, settings_from
+from medivision.data.operators import WINDOWS, degrade_array
+from medivision.data.options import (
+    choices_from,
+    is_number,
+    mapping_problems,
+    number_range,
+    option,
+    settings_from,
+    within,
+)
 from medivision.data.slice_profile import MAX_SLICE_FACTOR, PROFILES
 
-DEGRADATIONS = ("bicubic", "kspace", "kspace_noise", "blur_noise", "random", "slices")
+
+@dataclass(frozen=True)
+class Kind:
+    """What the project knows of a degradation kind besides its implementation."""
+
+    forward: str | None  # its noise-free forward model (medivision.data.operators), None for through-plane kinds
+    options: tuple[str, ...] = ()  # the DegradationOptions it reads
+    draws: bool = False  # draws random numbers per image: validation and test LR need per-image seeds
+    noise: bool = False  # those draws are noise, which the noise-free forward model (degrade(noise=False)) drops
+    mix: bool = False  # draws its kind per image from `kinds`
+    through_plane: bool = False  # degrades the rows only and keeps the HR grid (data.scale = 1)
+
+
+KINDS = {
+    "bicubic": Kind("bicubic"),
+    "kspace": Kind("kspace", ("window", "tukey_alpha")),
+    "kspace_noise": Kind("kspace", ("window", "tukey_alpha", "noise"), draws=True, noise=True),
+    "blur_noise": Kind("blur", ("psf_sigma", "noise"), draws=True, noise=True),
+    "random": Kind("bicubic", ("kinds",), draws=True, noise=True, mix=True),
+    "slices": Kind(None, ("slice_factor", "slice_profiles", "slice_gap"), draws=True, through_plane=True),
+}
+DEGRADATIONS = tuple(KINDS)
 # The kinds with random draws: their validation and test LR need per-image seeds.
-RANDOM_KINDS = ("kspace_noise", "blur_noise", "random", "slices")
+RANDOM_KINDS = tuple(name for name, kind in KINDS.items() if kind.draws)
 # The kinds that degrade one axis and return the result on the HR grid (data.scale = 1): through-plane models.
-THROUGH_PLANE_KINDS = ("slices",)
+THROUGH_PLANE_KINDS = tuple(name for name, kind in KINDS.items() if kind.through_plane)
+# What a mix (`random`) may draw from: every other in-plane kind.
+MIXABLE = tuple(name for name, kind in KINDS.items() if not kind.mix and not kind.through_plane)
 
 
 @dataclass(frozen=True)
 class DegradationOptions:
-    """The settings of the degradations (`data.degradation_options`); each kind reads the ones it uses."""
+    """The settings of the degradations (`data.degradation_options`); each kind reads the ones it names."""
 
-    window: str = "none"  # kspace, kspace_noise: taper of the kept k-space band, none | hann | tukey
-    tukey_alpha: float = 0.5  # tukey: the fraction of the band that tapers (0: none, 1: Hann)
-    noise: tuple[float, float] = (0.01, 0.04)  # kspace_noise, blur_noise: noise std range, full intensity = 1
-    psf_sigma: float = 1.7  # blur_noise: Gaussian PSF std in HR pixels (FWHM about one LR pixel at 4x)
-    kinds: tuple[str, ...] = ("bicubic", "kspace", "kspace_noise", "blur_noise")  # random: drawn from these
-    slice_factor: tuple[float, float] = (2.0, 6.0)  # slices: slice over in-plane spacing, drawn from [low, high]
-    slice_profiles: tuple[str, ...] = PROFILES  # slices: rect | gaussian, drawn uniformly
-    slice_gap: tuple[float, float] = (0.0, 0.3)  # slices: gap between slabs, a fraction of the spacing, [low, high]
+    # taper of the kept k-space band
+    window: str = option("none", WINDOWS.__contains__, f"is not one of {', '.join(WINDOWS)}")
+    # tukey: the fraction of the band that tapers (0: none, 1: Hann)
+    tukey_alpha: float = option(0.5, lambda alpha: is_number(alpha) and 0 <= alpha <= 1, "must be a number in [0, 1]")
+    # noise std range, full intensity = 1
+    noise: tuple[float, float] = option(
+        (0.01, 0.04), within(0, 1, high_open=True),
+        "must be a noise std in [0, 1) or a range [low, high] with 0 <= low <= high < 1", number_range)
+    # Gaussian PSF std in HR pixels (FWHM about one LR pixel at 4x)
+    psf_sigma: float = option(1.7, lambda sigma: is_number(sigma) and sigma > 0,
+                              "must be a positive number (HR pixels)")
+    # random: drawn from these
+    kinds: tuple[str, ...] = option(MIXABLE, choices_from(MIXABLE), f"must be a non-empty list of {', '.join(MIXABLE)}")
+    # slices: slice over in-plane spacing, drawn from [low, high]
+    slice_factor: tuple[float, float] = option(
+        (2.0, 6.0), within(1, MAX_SLICE_FACTOR),
+        f"must be a number or a range [low, high] within [1, {MAX_SLICE_FACTOR:g}]", number_range)
+    # slices: rect | gaussian, drawn uniformly
+    slice_profiles: tuple[str, ...] = option(PROFILES, choices_from(PROFILES),
+                                             f"must be a non-empty list of {', '.join(PROFILES)}")
+    # slices: gap between slabs, a fraction of the spacing, [low, high]
+    slice_gap: tuple[float, float] = option(
+        (0.0, 0.3), within(0, 0.9), "must be a number or a range [low, high] within [0, 0.9]", number_range)
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> DegradationOptions:
         """Options from a config mapping (missing keys keep their defaults). Callers check the mapping first with
         options_problems, which lets them name their own config key; a bad mapping raises ValueError."""
-        problems = options_problems(options)
-        values = dict(options or {})
-        for name in ("noise", "slice_factor", "slice_gap"):
-            if name in values and not problems:
-                values[name] = _range(values[name])
-        return settings_from(cls, values, problems, "degradation_options")
+        return settings_from(cls, options, options_problems(options), "degradation_options")
 
 
 def options_problems(options: Mapping[str, Any] | None) -> list[str]:
     """What is wrong with a degradation options mapping; [] when it is fine. Each problem is written to follow
     the name the caller's config gives the mapping: ".window='x' is not one of ..." or "=... must be ..."."""
-    if options is None:
-        return []
-    problems = mapping_problems(options, DegradationOptions)
-    if not isinstance(options, Mapping):
-        return problems
-    if "window" in options and options["window"] not in WINDOWS:
-        problems.append(f".window={options['window']!r} is not one of {', '.join(WINDOWS)}")
-    alpha = options.get("tukey_alpha", 0.5)
-    if not _is_number(alpha) or not 0 <= alpha <= 1:
-        problems.append(f".tukey_alpha={alpha!r} must be a number in [0, 1]")
-    if "noise" in options:
-        try:
-            low, high = _range(options["noise"])
-            if not 0 <= low <= high < 1:
-                raise ValueError
-        except (TypeError, ValueError):
-            problems.append(f".noise={_plain(options['noise'])!r} must be a noise std in [0, 1) or a range "
-                            f"[low, high] with 0 <= low <= high < 1")
-    sigma = options.get("psf_sigma", 1.0)
-    if not _is_number(sigma) or sigma <= 0:
-        problems.append(f".psf_sigma={sigma!r} must be a positive number (HR pixels)")
-    if "kinds" in options:
-        kinds = options["kinds"]
-        allowed = [kind for kind in DEGRADATIONS if kind not in ("random", *THROUGH_PLANE_KINDS)]
-        if isinstance(kinds, str) or not isinstance(kinds, Sequence) or not kinds or not set(kinds) <= set(allowed):
-            problems.append(f".kinds={_plain(kinds)!r} must be a non-empty list of {', '.join(allowed)}")
-    problems += _slice_problems(options)
-    return problems
-
-
-def _slice_problems(options: Mapping[str, Any]) -> list[str]:
-    problems = []
-    for name, low_bound, high_bound in (("slice_factor", 1.0, MAX_SLICE_FACTOR), ("slice_gap", 0.0, 0.9)):
-        if name in options:
-            try:
-                low, high = _range(options[name])
-                if not low_bound <= low <= high <= high_bound:
-                    raise ValueError
-            except (TypeError, ValueError):
-                problems.append(f".{name}={_plain(options[name])!r} must be a number or a range [low, high] within "
-                                f"[{low_bound:g}, {high_bound:g}]")
-    profiles = options.get("slice_profiles", PROFILES)
-    if isinstance(profiles, str) or not isinstance(profiles, Sequence) or not profiles or not set(profiles) <= set(
-            PROFILES):
-        problems.append(f".slice_profiles={_plain(profiles)!r} must be a non-empty list of {', '.join(PROFILES)}")
-    return problems
-
-
-def _range(value: Any) -> tuple[float, float]:
-    if _is_number(value):
-        return float(value), float(value)
-    if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2 or not all(map(_is_number, value)):
-        raise TypeError(value)
-    return float(value[0]), float(value[1])
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _plain(value: Any) -> Any:
-    """Config lists as plain lists in messages (ListConfig prints its type otherwise)."""
-    return list(value) if isinstance(value, Sequence) and not isinstance(value, str) else value
+    return [] if options is None else mapping_problems(options, DegradationOptions)
 
 
 class ForwardModel(NamedTuple):
@@ -126,13 +106,13 @@ class ForwardModel(NamedTuple):
     def of(cls, kind: str, options: DegradationOptions | None = None) -> ForwardModel:
         """The forward model of `kind` (one of DEGRADATIONS): noise dropped, bicubic for a `random` mix. ValueError
         for a through-plane kind, whose models serve only through_plane=true (enhance) and the thick benchmark."""
-        if kind not in DEGRADATIONS:
+        if kind not in KINDS:
             raise ValueError(f"degradation={kind!r} is not one of {', '.join(DEGRADATIONS)}")
-        if kind in THROUGH_PLANE_KINDS:
+        if KINDS[kind].forward is None:
             raise ValueError(f"degradation={kind} is a through-plane model's: it serves thick-slice volumes only "
                              "(enhance through_plane=true, python -m medivision.thick_benchmark)")
         options = options or DegradationOptions()
-        return cls(FORWARD_MODELS[kind], options.window, options.tukey_alpha, options.psf_sigma)
+        return cls(KINDS[kind].forward, options.window, options.tukey_alpha, options.psf_sigma)
 
     def degrade(self, hr: np.ndarray, scale: int) -> np.ndarray:
         """hr float [..., H, W] in [0, 1] -> float32 [..., H/scale, W/scale] in [0, 1]."""

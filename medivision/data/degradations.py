@@ -45,7 +45,7 @@ import torch
 from torch import Tensor
 
 from medivision.data.acquisition import gaussian_psf, kspace_lowpass, rician_magnitude, separable, upsample
-from medivision.data.degradation_options import DEGRADATIONS, RANDOM_KINDS, THROUGH_PLANE_KINDS, DegradationOptions
+from medivision.data.degradation_options import KINDS, DegradationOptions
 from medivision.data.slice_profile import SliceGeometry, slab_operator
 
 # How many slice geometries the `slices` kind draws from.
@@ -72,52 +72,67 @@ def degrade(
 
     hr: float [B, C, H, W] in [0, 1] on any device, H and W divisible by `scale` (1 for `slices`, 2 or more for
     the others). Returns float [B, C, H/scale, W/scale] in [0, 1] on the same device, in the same dtype.
+    kind: one of KINDS with a scale it allows, checked where the config enters (the data module, enhance).
     options: the kinds' settings (None: the defaults). seeds: one int per image for reproducible draws
     (see sample_seeds); None draws afresh. noise=False gives the noise-free forward model that data
     consistency compares with (kspace_noise -> kspace, blur_noise -> the PSF alone); a `random` mix has no
     single forward model, and bicubic stands in for it.
     """
-    if kind not in DEGRADATIONS:
-        raise ValueError(f"unknown degradation {kind!r}; choose one of {', '.join(DEGRADATIONS)}")
-    if (kind in THROUGH_PLANE_KINDS) != (scale == 1):
-        raise ValueError(f"degradation {kind!r} at scale {scale}: {', '.join(THROUGH_PLANE_KINDS)} and only they keep "
-                         "the HR grid (scale 1)")
     height, width = hr.shape[-2:]
     if height % scale or width % scale:
         raise ValueError(f"HR size {height}x{width} is not divisible by scale {scale}")
     if seeds is not None and len(seeds) != len(hr):
         raise ValueError(f"got {len(seeds)} seeds for a batch of {len(hr)} images")
-    options = options or DegradationOptions()
-    if kind == "random" and not noise:
-        kind = "bicubic"
-    # The geometry of `slices` is drawn whether or not noise is wanted: it has no single forward model.
-    draws = random_draws(hr, scale, seeds) if kind in RANDOM_KINDS and (noise or kind == "slices") else None
-    return _degrade(hr, scale, kind, options, draws).clamp(0.0, 1.0)
+    spec = KINDS[kind]
+    # Draws that are not noise (the slab geometry of `slices`) are made whether or not noise is wanted.
+    draws = random_draws(hr, scale, seeds) if spec.draws and (noise or not spec.noise) else None
+    return _degrade(hr, scale, kind, options or DegradationOptions(), draws).clamp(0.0, 1.0)
 
 
 def _degrade(hr: Tensor, scale: int, kind: str, options: DegradationOptions, draws: Draws | None) -> Tensor:
     """One kind, before clipping to [0, 1]; draws is None for the noise-free forward model."""
-    if kind == "bicubic":
-        return separable(hr, scale, "bicubic")
-    if kind == "slices":
-        bank = _slice_bank(hr.shape[-2], options.slice_factor, options.slice_profiles, options.slice_gap, hr.device,
-                           hr.dtype)
-        pick = (draws.kind * len(bank)).long().clamp_max(len(bank) - 1)
-        with torch.autocast(hr.device.type, enabled=False):
-            return bank[pick][:, None] @ hr
-    if kind == "random":
-        kinds = options.kinds
-        outputs = torch.stack([_degrade(hr, scale, name, options, draws) for name in kinds])
-        # Computing every kind and picking per image avoids reading the draws back to the host.
-        pick = (draws.kind * len(kinds)).long().clamp_max(len(kinds) - 1)
-        return outputs[pick, torch.arange(len(hr), device=hr.device)]
-    if kind in ("kspace", "kspace_noise"):
-        signal = kspace_lowpass(hr, scale, options.window, options.tukey_alpha)
-        if kind == "kspace" or draws is None:
-            return signal.abs()
-        return rician_magnitude(signal, _sigma(options, draws), draws.noise)
-    blurred = gaussian_psf(hr, scale, options.psf_sigma)  # blur_noise
+    return IMPLEMENTATIONS[kind](hr, scale, options, draws)
+
+
+def _bicubic(hr: Tensor, scale: int, options: DegradationOptions, draws: Draws | None) -> Tensor:
+    return separable(hr, scale, "bicubic")
+
+
+def _kspace(hr: Tensor, scale: int, options: DegradationOptions, draws: Draws | None) -> Tensor:
+    return kspace_lowpass(hr, scale, options.window, options.tukey_alpha).abs()
+
+
+def _kspace_noise(hr: Tensor, scale: int, options: DegradationOptions, draws: Draws | None) -> Tensor:
+    signal = kspace_lowpass(hr, scale, options.window, options.tukey_alpha)
+    return signal.abs() if draws is None else rician_magnitude(signal, _sigma(options, draws), draws.noise)
+
+
+def _blur_noise(hr: Tensor, scale: int, options: DegradationOptions, draws: Draws | None) -> Tensor:
+    blurred = gaussian_psf(hr, scale, options.psf_sigma)
     return blurred if draws is None else blurred + _sigma(options, draws) * draws.noise[:, 0]
+
+
+def _random(hr: Tensor, scale: int, options: DegradationOptions, draws: Draws | None) -> Tensor:
+    if draws is None:
+        return _bicubic(hr, scale, options, draws)
+    outputs = torch.stack([_degrade(hr, scale, name, options, draws) for name in options.kinds])
+    # Computing every kind and picking per image avoids reading the draws back to the host.
+    pick = (draws.kind * len(options.kinds)).long().clamp_max(len(options.kinds) - 1)
+    return outputs[pick, torch.arange(len(hr), device=hr.device)]
+
+
+def _slices(hr: Tensor, scale: int, options: DegradationOptions, draws: Draws) -> Tensor:
+    bank = _slice_bank(hr.shape[-2], options.slice_factor, options.slice_profiles, options.slice_gap, hr.device,
+                       hr.dtype)
+    pick = (draws.kind * len(bank)).long().clamp_max(len(bank) - 1)
+    with torch.autocast(hr.device.type, enabled=False):
+        return bank[pick][:, None] @ hr
+
+
+# Each kind of medivision.data.degradation_options.KINDS, by the same name: hr [B, C, H, W], scale, options and
+# draws (None: noise-free) -> LR [B, C, H/scale, W/scale] before clipping.
+IMPLEMENTATIONS = {"bicubic": _bicubic, "kspace": _kspace, "kspace_noise": _kspace_noise, "blur_noise": _blur_noise,
+                   "random": _random, "slices": _slices}
 
 
 @functools.lru_cache(maxsize=8)

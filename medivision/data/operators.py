@@ -29,18 +29,17 @@ import math
 import numpy as np
 
 WINDOWS = ("none", "hann", "tukey")
-# The forward model of each in-plane degradation kind (noise is not part of it; a `random` mix uses bicubic's).
-# The through-plane kind `slices` has none here: its forward model is each volume's slice profile
-# (medivision.data.slice_profile), which the through-plane pipeline applies.
-FORWARD_MODELS = {"bicubic": "bicubic", "kspace": "kspace", "kspace_noise": "kspace", "blur_noise": "blur",
-                  "random": "bicubic"}
+# The forward models of the in-plane degradation kinds, noise left out (each kind names its own in
+# medivision.data.degradation_options.KINDS). Through-plane kinds have none here: theirs is each volume's slice
+# profile (medivision.data.slice_profile), which the through-plane pipeline applies.
+MODELS = ("bicubic", "kspace", "blur")
 
 
 @functools.lru_cache(maxsize=64)
 def axis_operator(n: int, scale: int, model: str, window: str = "none", tukey_alpha: float = 0.5,
                   psf_sigma: float = 1.7) -> tuple[np.ndarray, np.ndarray | None]:
     """The map of one axis, n HR pixels -> n // scale LR pixels: (A, B), float64 [n // scale, n] each, B None
-    for a real map. `model` is one of FORWARD_MODELS' values. Cached: arrays are read-only."""
+    for a real map. `model` is one of MODELS. Cached: arrays are read-only."""
     if n % scale:
         raise ValueError(f"HR size {n} is not divisible by scale {scale}")
     if model == "bicubic":
@@ -51,7 +50,7 @@ def axis_operator(n: int, scale: int, model: str, window: str = "none", tukey_al
     elif model == "blur":
         real, imag = _bilinear_centres(n, scale) @ _gaussian(n, psf_sigma), None
     else:
-        raise ValueError(f"unknown forward model {model!r}; one of {', '.join(sorted(set(FORWARD_MODELS.values())))}")
+        raise ValueError(f"unknown forward model {model!r}; one of {', '.join(MODELS)}")
     for array in (real, imag):
         if array is not None:
             array.setflags(write=False)

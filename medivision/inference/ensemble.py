@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from medivision.data.symmetry import SYMMETRIES, turn, turn_back
+
 ENSEMBLES = (1, 8)
 
 
@@ -32,18 +34,6 @@ def self_ensemble(run: Callable[[np.ndarray], np.ndarray], lr: np.ndarray,
     by the odd rotations and are turned back). ensemble=8 costs 8 passes."""
     if check_ensemble(ensemble) == 1:
         return run(lr), None
-    outputs = np.stack([_turn_back(run(_turn(lr, transform)), transform) for transform in range(8)])
+    outputs = np.stack([turn_back(run(turn(lr, transform)), transform) for transform in range(SYMMETRIES)])
     return outputs.mean(0, dtype=np.float32), outputs.std(0, dtype=np.float32)
 
-
-def _turn(x: np.ndarray, transform: int) -> np.ndarray:
-    """Symmetry `transform` (0..7) of the square: rot90 by transform % 4, then a left-right flip for 4..7."""
-    turned = np.rot90(x, transform % 4, axes=(-2, -1))
-    return np.ascontiguousarray(turned[..., ::-1] if transform >= 4 else turned)
-
-
-def _turn_back(x: np.ndarray, transform: int) -> np.ndarray:
-    """The inverse of _turn."""
-    if transform >= 4:
-        x = x[..., ::-1]
-    return np.rot90(x, -(transform % 4), axes=(-2, -1))

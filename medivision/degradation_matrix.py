@@ -26,6 +26,7 @@ with train_extra("medivision.degradation_matrix"):
     from medivision.inference.models import load_model
     from medivision.report.matrix import METRICS, evaluate_on, heat_map, matrix_tables
     from medivision.report.runs import Run, find_runs
+    from medivision.report.scoring import check_compatible
     from medivision.report.tables import write_csv
 
 
@@ -49,13 +50,7 @@ def degradation_matrix(cfg: DictConfig) -> tuple[str, Path]:
     for kind in cfg.degradations:
         datamodule: SRDataModule = instantiate(cfg.data, degradation=kind)
         for run in runs:
-            model = models[run.label]
-            if model.scale != datamodule.scale:
-                raise ValueError(f"{run.checkpoint} upsamples {model.scale}x but data.scale="
-                                 f"{datamodule.scale}: pass data.scale={model.scale}")
-            if model.intensity != datamodule.intensity:
-                raise ValueError(f"{run.checkpoint} was trained with the {model.intensity} intensity policy but "
-                                 f"data.intensity={datamodule.intensity}: pass data.intensity={model.intensity}")
+            check_compatible(models[run.label], datamodule, str(run.checkpoint))
         numbers = evaluate_on(models, datamodule)
         rows += [{"trained_on": run.label, "evaluated_on": kind, **numbers[run.label],
                   "checkpoint": str(run.checkpoint)} for run in runs]

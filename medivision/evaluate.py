@@ -81,7 +81,7 @@ def evaluate(cfg: DictConfig) -> Evaluation:
     loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
     measured = Measured.of(models, ensemble, cfg.consistency)
     for datamodule in datamodules.values():
-        measure(datamodule, models, measured, ensemble, cfg.consistency_iterations if cfg.consistency else None,
+        measure(datamodule, models, measured, cfg.consistency_iterations,
                 (cfg.foreground_level, cfg.foreground_dilation))
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ and the model-by-condition matrices share, and evaluate's per-image rows."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -90,7 +90,7 @@ class Measured:
     seconds: dict[str, float] = field(default_factory=dict)  # each timed method's time over the splits
 
     @classmethod
-    def of(cls, models: Sequence[str], ensemble: Ensemble = 1, consistency: bool = False) -> Measured:
+    def of(cls, models: Iterable[str], ensemble: Ensemble = 1, consistency: bool = False) -> Measured:
         """Nothing measured yet, for `models` ("model" first, then the compare models): with ensemble=8 and
         `consistency` the model's ENSEMBLED and CONSISTENT variants are methods too."""
         variants = [*(["model" + ENSEMBLED] if ensemble == 8 else []), *(["model" + CONSISTENT] if consistency else [])]
@@ -98,28 +98,29 @@ class Measured:
 
 
 @torch.inference_mode()
-def measure(datamodule: SRDataModule, models: dict[str, SRModel], measured: Measured, ensemble: Ensemble = 1,
-            consistency: int | None = None, foreground: tuple[float, int] = (0.05, 2)) -> None:
+def measure(datamodule: SRDataModule, models: dict[str, SRModel], measured: Measured, iterations: int = 20,
+            foreground: tuple[float, int] = (0.05, 2)) -> None:
     """Every method of measured.methods on the datamodule's test split, appended to `measured`.
 
-    models: "model" first, then the compare models. "model + ensemble" (ensemble=8) is the model's 8-fold
-    self-ensemble, whose uncertainty map is scored against the error per image; "model + consistency" is the
-    model's output after `consistency` back-projection iterations (None: not made). foreground: the level and
-    dilation of the brain mask (medivision.report.metrics.foreground_mask).
+    models: "model" first, then the compare models. "model + ensemble" is the model's 8-fold self-ensemble, whose
+    uncertainty map is scored against the error per image; "model + consistency" is the model's output after
+    `iterations` back-projection steps. foreground: the level and dilation of the brain mask
+    (medivision.report.metrics.foreground_mask).
     """
+    ensembled = "model" + ENSEMBLED in measured.methods
     methods = {name: Method(model) for name, model in models.items()}
-    if ensemble == 8:
+    if ensembled:
         methods["model" + ENSEMBLED] = Method(models["model"], 8)
     forward = ForwardModel.of(datamodule.degradation, datamodule.degradation_options)
     for part in through_test_split(datamodule, methods, measured.seconds):
         hr, lr = part.batch["hr"], part.batch["lr"]
         outputs = {**part.outputs, "bicubic": part.bicubic}
-        if consistency is not None:
+        if "model" + CONSISTENT in measured.methods:
             outputs["model" + CONSISTENT] = torch.from_numpy(make_consistent(
-                part.outputs["model"].numpy(), lr.numpy(), datamodule.scale, forward, consistency))
+                part.outputs["model"].numpy(), lr.numpy(), datamodule.scale, forward, iterations))
         mask = foreground_mask(hr, *foreground)
         images = _images(datamodule, part)
-        if ensemble == 8:
+        if ensembled:
             numbers = uncertainty_agreement(part.spreads["model" + ENSEMBLED], outputs["model" + ENSEMBLED], hr, mask)
             measured.agreement += [{"image": image["image"], "class": image["class"], "lr": image["lr"],
                                     **{name: float(numbers[name][offset]) for name in UNCERTAINTY_METRICS}}

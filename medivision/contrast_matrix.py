@@ -21,9 +21,10 @@ with train_extra("medivision.contrast_matrix"):
 
     from medivision.data.contrast import FAMILY_NAMES
     from medivision.data.datamodule import SRDataModule
-    from medivision.inference.ensemble import check_ensemble, self_ensemble
+    from medivision.inference.ensemble import check_ensemble
     from medivision.inference.models import load_model
     from medivision.report.matrix import METRICS, evaluate_on, heat_map, matrix_tables
+    from medivision.report.scoring import check_compatible
     from medivision.report.tables import write_csv
 
 BUNDLED = "bundled"
@@ -49,17 +50,13 @@ def contrast_matrix(cfg: DictConfig) -> tuple[str, Path]:
     if len(labels) != len(paths) or len(set(labels)) != len(labels):
         raise ValueError(f"labels={labels} must name each of the {len(paths)} models once, in order")
     models = {label: load_model(path, cfg.device) for label, path in zip(labels, paths)}
-    runs = {label: model if ensemble == 1 else _ensembled(model) for label, model in models.items()}
     contrast = OmegaConf.to_container(cfg.data.contrast, resolve=True)
     rows = []
     for family in families:
         datamodule: SRDataModule = instantiate(cfg.data, contrast={**contrast, "families": [family]})
         for label, model in models.items():
-            if (model.scale, model.intensity) != (datamodule.scale, datamodule.intensity):
-                raise ValueError(f"{label} ({model.name}) is {model.scale}x with the {model.intensity} intensity "
-                                 f"policy, but the data is data.scale={datamodule.scale}, data.intensity="
-                                 f"{datamodule.intensity}: pass the model's settings")
-        numbers = evaluate_on(runs, datamodule)
+            check_compatible(model, datamodule, f"{label} ({model.name})")
+        numbers = evaluate_on(models, datamodule, ensemble)
         rows += [{"model": label, "family": family, **numbers[label], "file": models[label].name} for label in labels]
     out = Path(cfg.paths.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -83,13 +80,6 @@ def _label(path: Path | None) -> str:
     if path is None:
         return "bundled general model"
     return path.parent.parent.name if path.parent.name == "checkpoints" else path.name
-
-
-def _ensembled(model):
-    def run(lr):
-        return self_ensemble(model, lr, 8)[0]
-
-    return run
 
 
 if __name__ == "__main__":

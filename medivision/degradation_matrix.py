@@ -11,7 +11,6 @@ into outputs/degradation_matrix/<time>/.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from medivision.io.command_line import command_line
@@ -26,17 +25,9 @@ with train_extra("medivision.degradation_matrix"):
     from medivision.data.degradation_options import DEGRADATIONS
     from medivision.inference.models import load_model
     from medivision.report.matrix import METRICS, evaluate_on, heat_map, matrix_tables
+    from medivision.report.runs import Run, find_runs
+    from medivision.report.scoring import check_compatible
     from medivision.report.tables import write_csv
-
-
-@dataclass
-class Run:
-    """One row: a checkpoint and the degradation its training data was made with."""
-
-    label: str
-    checkpoint: Path
-    degradation: str
-    seed: int | None
 
 
 @command_line("degradation_matrix", __doc__)
@@ -59,13 +50,7 @@ def degradation_matrix(cfg: DictConfig) -> tuple[str, Path]:
     for kind in cfg.degradations:
         datamodule: SRDataModule = instantiate(cfg.data, degradation=kind)
         for run in runs:
-            model = models[run.label]
-            if model.scale != datamodule.scale:
-                raise ValueError(f"{run.checkpoint} upsamples {model.scale}x but data.scale="
-                                 f"{datamodule.scale}: pass data.scale={model.scale}")
-            if model.intensity != datamodule.intensity:
-                raise ValueError(f"{run.checkpoint} was trained with the {model.intensity} intensity policy but "
-                                 f"data.intensity={datamodule.intensity}: pass data.intensity={model.intensity}")
+            check_compatible(models[run.label], datamodule, str(run.checkpoint))
         numbers = evaluate_on(models, datamodule)
         rows += [{"trained_on": run.label, "evaluated_on": kind, **numbers[run.label],
                   "checkpoint": str(run.checkpoint)} for run in runs]
@@ -78,49 +63,6 @@ def degradation_matrix(cfg: DictConfig) -> tuple[str, Path]:
     heat_map(out / "matrix.png", cell, [run.label for run in runs], list(cfg.degradations), "trained on",
              "evaluated on", "Cross-degradation matrix")
     return report, out
-
-
-def find_runs(targets, checkpoint: str = "best") -> list[Run]:
-    """Runs from a sweep folder, run folders or .ckpt files; a run folder gives its best-*.ckpt or last.ckpt."""
-    if checkpoint not in ("best", "last"):
-        raise ValueError(f"checkpoint={checkpoint!r} must be best or last")
-    targets = [targets] if isinstance(targets, str) else list(targets)
-    runs = []
-    for target in map(Path, targets):
-        if target.is_file():
-            runs.append(_run(target.parent.parent, target))
-        elif (target / ".hydra" / "config.yaml").is_file():
-            runs.append(_run(target, _checkpoint_of(target, checkpoint)))
-        elif target.is_dir():
-            folders = sorted(path.parent.parent for path in target.glob("*/.hydra/config.yaml"))
-            if not folders:
-                raise FileNotFoundError(f"runs={target} holds no training runs (folders with .hydra/config.yaml): "
-                                        "pass the folder of a +experiment=degradation_ablation multirun")
-            runs += [_run(folder, _checkpoint_of(folder, checkpoint)) for folder in folders]
-        else:
-            raise FileNotFoundError(f"runs={target} does not exist: pass the folder of a "
-                                    "+experiment=degradation_ablation multirun, run folders or .ckpt files")
-    labels = [run.label for run in runs]
-    for run in runs:
-        if labels.count(run.label) > 1:  # e.g. several seeds of one degradation: keep the rows apart
-            run.label = f"{run.label} ({run.checkpoint.parent.parent.name})"
-    return runs
-
-
-def _run(folder: Path, checkpoint: Path) -> Run:
-    config = folder / ".hydra" / "config.yaml"
-    if not config.is_file():
-        return Run(f"? ({checkpoint.name})", checkpoint, "?", None)
-    data = OmegaConf.load(config).data
-    return Run(data.degradation, checkpoint, data.degradation, data.get("seed"))
-
-
-def _checkpoint_of(folder: Path, which: str) -> Path:
-    found = sorted((folder / "checkpoints").glob("best-*.ckpt" if which == "best" else "last.ckpt"))
-    if not found:
-        raise FileNotFoundError(f"{folder}/checkpoints has no {'best-*.ckpt' if which == 'best' else 'last.ckpt'}: "
-                                "did that run finish an epoch? (checkpoint=last takes last.ckpt)")
-    return max(found, key=lambda path: path.stat().st_mtime_ns)
 
 
 def markdown(rows: list[dict], runs: list[Run], kinds: list[str], cfg: DictConfig) -> str:

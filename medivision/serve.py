@@ -41,7 +41,7 @@ def settings(cfg: DictConfig) -> Settings:
         raise ValueError(f"{', '.join(missing)} missing: the PACS that derived series go to, e.g. "
                          "destination.ae_title=PACS destination.host=pacs.local destination.port=4242")
     values = OmegaConf.to_container(cfg, resolve=True)
-    check_ensemble(values["ensemble"], values["uncertainty"])
+    values["ensemble"] = check_ensemble(values["ensemble"], values["uncertainty"])
     values["destination"] = Destination(**values["destination"])
     values["callers"] = [str(caller) for caller in values["callers"]]
     return Settings(**values)

@@ -7,7 +7,8 @@ import statistics
 
 import pytest
 
-from medivision.compare import compare, learning_curve, main
+from medivision.compare import compare, main
+from medivision.report.run_comparison import learning_curve
 from medivision.report.wandb_files import find_run_logs, read_run
 
 VARIANTS = ["cbam", "channel", "none", "spatial"]

@@ -47,6 +47,7 @@ from torch import Tensor
 from medivision.data.acquisition import gaussian_psf, kspace_lowpass, rician_magnitude, separable, upsample
 from medivision.data.degradation_options import KINDS, DegradationOptions
 from medivision.data.slice_profile import SliceGeometry, slab_operator
+from medivision.data.symmetry import SHAPE_KEEPING, SYMMETRIES, turn
 
 # How many slice geometries the `slices` kind draws from.
 SLICE_BANK = 256
@@ -196,7 +197,7 @@ def augment(hr: Tensor, generator: torch.Generator | None = None) -> Tensor:
     same augmentation on any device.
     """
     square = hr.shape[-1] == hr.shape[-2]
-    choice = torch.randint(0, 8 if square else 4, (hr.shape[0],), generator=generator)
+    choice = torch.randint(0, SYMMETRIES if square else len(SHAPE_KEEPING), (hr.shape[0],), generator=generator)
     # One gather through precomputed pixel maps: the draws never come back to the host, so a GPU batch is
     # augmented without waiting for the device (a loop over the drawn transforms would have to).
     maps = _symmetry_maps(hr.shape[-2], hr.shape[-1], hr.device)[choice.to(hr.device, non_blocking=True)]
@@ -206,17 +207,8 @@ def augment(hr: Tensor, generator: torch.Generator | None = None) -> Tensor:
 
 @functools.lru_cache(maxsize=8)
 def _symmetry_maps(height: int, width: int, device: torch.device) -> Tensor:
-    """int64 [T, H*W]: row t holds, for each output pixel of symmetry t, the flat index of its source pixel."""
-    square = height == width
-    pixels = torch.arange(height * width).view(height, width)
-    maps = [_dihedral(pixels, transform, square).flatten() for transform in range(8 if square else 4)]
-    return torch.stack(maps).to(device)
-
-
-def _dihedral(x: Tensor, transform: int, square: bool) -> Tensor:
-    if not square:
-        # identity, horizontal flip, vertical flip, rot180: the symmetries that keep H x W
-        dims = ((), (-1,), (-2,), (-2, -1))[transform]
-        return x.flip(dims) if dims else x
-    rotated = torch.rot90(x, transform % 4, dims=(-2, -1))
-    return rotated.flip(-1) if transform >= 4 else rotated
+    """int64 [T, H*W]: row t holds, for each output pixel of symmetry t, the flat index of its source pixel (the 8
+    symmetries of medivision.data.symmetry for a square image, its SHAPE_KEEPING 4 otherwise)."""
+    pixels = np.arange(height * width, dtype=np.int64).reshape(height, width)
+    transforms = range(SYMMETRIES) if height == width else SHAPE_KEEPING
+    return torch.from_numpy(np.stack([turn(pixels, transform).reshape(-1) for transform in transforms])).to(device)

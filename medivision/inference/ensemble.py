@@ -9,41 +9,34 @@ outputs agree on (the model's bias), and says nothing about what the LR input ne
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 
-ENSEMBLES = (1, 8)
+from medivision.data.symmetry import SYMMETRIES, turn, turn_back
+
+Ensemble = Literal[1, 8]  # passes per image: one, or the 8 symmetries of the square averaged
+ENSEMBLES: tuple[Ensemble, ...] = (1, 8)
 
 
-def check_ensemble(ensemble: int, uncertainty: bool = False) -> int:
+def check_ensemble(ensemble: object, uncertainty: bool = False) -> Ensemble:
     """`ensemble=` as the number of passes per image; a ValueError naming the key and the fix otherwise, and when
-    an uncertainty map is asked for without the 8 passes it is the spread of."""
+    an uncertainty map is asked for without the 8 passes it is the spread of. The commands call it where the
+    config enters; below them, the value is an Ensemble and is not checked again."""
     if isinstance(ensemble, bool) or ensemble not in ENSEMBLES:
         raise ValueError(f"ensemble={ensemble!r} must be 1 (one pass) or 8 (the 8 flips/rotations, averaged)")
     if uncertainty and ensemble != 8:
         raise ValueError("uncertainty=true maps the spread of the 8 self-ensemble outputs: pass ensemble=8 with it")
-    return int(ensemble)
+    return 8 if ensemble == 8 else 1
 
 
 def self_ensemble(run: Callable[[np.ndarray], np.ndarray], lr: np.ndarray,
-                  ensemble: int = 8) -> tuple[np.ndarray, np.ndarray | None]:
+                  ensemble: Ensemble = 8) -> tuple[np.ndarray, np.ndarray | None]:
     """lr float32 [N, C, h, w] in [0, 1] -> (SR float32 [N, C, s*h, s*w] in [0, 1], uncertainty of the same shape,
     or None for ensemble=1). `run` super-resolves a batch of any size (non-square images come back transposed
     by the odd rotations and are turned back). ensemble=8 costs 8 passes."""
-    if check_ensemble(ensemble) == 1:
+    if ensemble == 1:
         return run(lr), None
-    outputs = np.stack([_turn_back(run(_turn(lr, transform)), transform) for transform in range(8)])
+    outputs = np.stack([turn_back(run(turn(lr, transform)), transform) for transform in range(SYMMETRIES)])
     return outputs.mean(0, dtype=np.float32), outputs.std(0, dtype=np.float32)
 
-
-def _turn(x: np.ndarray, transform: int) -> np.ndarray:
-    """Symmetry `transform` (0..7) of the square: rot90 by transform % 4, then a left-right flip for 4..7."""
-    turned = np.rot90(x, transform % 4, axes=(-2, -1))
-    return np.ascontiguousarray(turned[..., ::-1] if transform >= 4 else turned)
-
-
-def _turn_back(x: np.ndarray, transform: int) -> np.ndarray:
-    """The inverse of _turn."""
-    if transform >= 4:
-        x = x[..., ::-1]
-    return np.rot90(x, -(transform % 4), axes=(-2, -1))

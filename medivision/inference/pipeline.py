@@ -11,7 +11,7 @@ import numpy as np
 
 from medivision.data.degradation_options import ForwardModel
 from medivision.inference.consistency import lr_consistency_psnr, make_consistent
-from medivision.inference.ensemble import self_ensemble
+from medivision.inference.ensemble import Ensemble, self_ensemble
 from medivision.inference.models import SRModel
 from medivision.inference.tiling import super_resolve
 from medivision.io.jobs import Job, Result, Written
@@ -41,7 +41,7 @@ class Upscaler:
     batch_size: int = 16
     consistency: bool = False
     iterations: int = 20
-    ensemble: int = 1
+    ensemble: Ensemble = 1
 
     def __call__(self, unit: np.ndarray) -> Upscaled:
         """float32 [N, C, h, w] in [0, 1] -> the SR images, their uncertainty map and LR-consistency PSNRs."""

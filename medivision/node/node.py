@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 
 from medivision.data.degradation_options import ForwardModel
+from medivision.inference.ensemble import Ensemble
 from medivision.inference.models import load_model
 from medivision.inference.pipeline import Upscaler
 from medivision.io.jobs import Notes
@@ -38,7 +39,7 @@ class Settings:
     retry_seconds: float
     max_retry_seconds: float
     ckpt: str | None
-    ensemble: int
+    ensemble: Ensemble  # checked by serve.py, where the config enters
     uncertainty: bool
     threads: int
 

@@ -1,9 +1,11 @@
-"""The files an evaluation writes: the per-image CSV (one row per image, LR kind and method) and the Markdown
-tables."""
+"""What an evaluation measured and writes: its result, the per-image CSV (one row per image, LR kind and method)
+and the Markdown report."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -16,6 +18,21 @@ HEADERS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "fg_psnr": "brain PSNR (dB)", "f
 CONSISTENT = " + consistency"
 ENSEMBLED = " + ensemble"
 UNCERTAINTY_COLUMNS = ("image", "class", "lr", *UNCERTAINTY_METRICS)
+
+
+@dataclass
+class Evaluation:
+    """What medivision.evaluate measured and wrote: per-image rows, methods in table order, the files."""
+
+    rows: list[dict]
+    methods: list[str]
+    report: str
+    csv: Path
+    markdown: Path
+    figures: list[Path]  # cases.png; on data=real_scans, cases_<group>.png per group
+    uncertainty: list[dict] = field(default_factory=list)  # per image, with ensemble=8 (UNCERTAINTY_COLUMNS)
+    seconds: dict[str, float] = field(default_factory=dict)  # time each method took over the split
+    gate_failures: list[str] | None = None  # data=real_scans: the groups failing the shipping gate ([]: it passes)
 
 
 def means(rows: Sequence[dict], methods: Sequence[str], key: str | None = None) -> dict:
@@ -66,6 +83,24 @@ def markdown(rows: Sequence[dict], methods: Sequence[str], title: str, notes: Se
     for note in notes:
         lines += ["", note]
     return "\n".join(lines) + "\n"
+
+
+def report_title(model: str, source: str, root: str | Path | None, degradation: str) -> str:
+    """The report's heading: the model evaluated, on which data, with which degradation."""
+    return (f"Evaluation of {model} on the test split of {source}{f' ({root})' if root else ''}, "
+            f"degradation {degradation}")
+
+
+def report_notes(foreground_level: float, foreground_dilation: int) -> list[str]:
+    """The paragraphs that end the report: how the numbers are computed, and what an SR image is."""
+    return [
+        "PSNR and SSIM (data range 1, Gaussian 11x11 SSIM) are computed per image and averaged; the brain "
+        f"columns use only the pixels of a mask derived from HR (HR > {foreground_level}, holes filled, "
+        f"dilated by {foreground_dilation} px). LR-consistency PSNR compares degrade(output) with the LR "
+        "input: how far an output strays from what was measured (higher is closer; it is not image quality). "
+        "Background mean: the output's mean intensity outside the mask, where a real scan has its noise floor.",
+        "SR images are model estimates, not measurements.",
+    ]
 
 
 def _agreement(agreement: Sequence[dict]) -> list[str]:

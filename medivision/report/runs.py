@@ -1,14 +1,19 @@
-"""Finding training runs to compare: local W&B run logs (offline or synced) or the W&B server.
+"""Reading training runs back: their W&B logs to compare them (load_runs), their folders and checkpoints to
+evaluate them (find_runs).
 
-Every run comes back as the same dict: {"id", "name", "group", "config" (nested, as train.py logged it),
-"job_type", "history" (rows of {metric: value}), "summary", "runtime" (seconds or None)}.
+load_runs reads local W&B run logs (offline or synced) or the W&B server; every run comes back as the same dict:
+{"id", "name", "group", "config" (nested, as train.py logged it), "job_type", "history" (rows of
+{metric: value}), "summary", "runtime" (seconds or None)}.
 """
 
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from medivision.report.wandb_files import WandbTooOld, find_run_logs, read_run, run_group, wandb_has_credentials
 
@@ -80,3 +85,60 @@ def _server_runs(group: str, project: str, entity: str | None) -> list[dict]:
          "history": list(run.scan_history()), "summary": dict(run.summary), "runtime": run.summary.get("_runtime")}
         for run in runs
     ]
+
+
+@dataclass
+class Run:
+    """A training run found by find_runs: its checkpoint, the degradation its training data was made with (its
+    label, made unique among the runs found), and its seed (None where its config is not beside it)."""
+
+    label: str
+    checkpoint: Path
+    degradation: str
+    seed: int | None
+
+
+def find_runs(targets: str | Sequence[str], checkpoint: str = "best") -> list[Run]:
+    """Runs from a sweep folder, run folders or .ckpt files; a run folder gives its best-*.ckpt or last.ckpt
+    (`checkpoint`). FileNotFoundError naming `runs=` and what to pass when a target holds no run."""
+    if checkpoint not in ("best", "last"):
+        raise ValueError(f"checkpoint={checkpoint!r} must be best or last")
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    runs = []
+    for target in map(Path, targets):
+        if target.is_file():
+            runs.append(_run(target.parent.parent, target))
+        elif (target / ".hydra" / "config.yaml").is_file():
+            runs.append(_run(target, _checkpoint_of(target, checkpoint)))
+        elif target.is_dir():
+            folders = sorted(path.parent.parent for path in target.glob("*/.hydra/config.yaml"))
+            if not folders:
+                raise FileNotFoundError(f"runs={target} holds no training runs (folders with .hydra/config.yaml): "
+                                        "pass the folder of a +experiment=degradation_ablation multirun")
+            runs += [_run(folder, _checkpoint_of(folder, checkpoint)) for folder in folders]
+        else:
+            raise FileNotFoundError(f"runs={target} does not exist: pass the folder of a "
+                                    "+experiment=degradation_ablation multirun, run folders or .ckpt files")
+    labels = [run.label for run in runs]
+    for run in runs:
+        if labels.count(run.label) > 1:  # e.g. several seeds of one degradation: keep the rows apart
+            run.label = f"{run.label} ({run.checkpoint.parent.parent.name})"
+    return runs
+
+
+def _run(folder: Path, checkpoint: Path) -> Run:
+    """The run of `folder`, read from the Hydra config train.py wrote there."""
+    config = folder / ".hydra" / "config.yaml"
+    if not config.is_file():
+        return Run(f"? ({checkpoint.name})", checkpoint, "?", None)
+    data = OmegaConf.load(config).data
+    return Run(data.degradation, checkpoint, data.degradation, data.get("seed"))
+
+
+def _checkpoint_of(folder: Path, which: str) -> Path:
+    """The newest best-*.ckpt (which="best") or last.ckpt of the run folder."""
+    found = sorted((folder / "checkpoints").glob("best-*.ckpt" if which == "best" else "last.ckpt"))
+    if not found:
+        raise FileNotFoundError(f"{folder}/checkpoints has no {'best-*.ckpt' if which == 'best' else 'last.ckpt'}: "
+                                "did that run finish an epoch? (checkpoint=last takes last.ckpt)")
+    return max(found, key=lambda path: path.stat().st_mtime_ns)

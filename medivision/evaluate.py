@@ -125,7 +125,7 @@ def _report(measured: Measured, name: str, datamodules: dict[str, SRDataModule],
     """The report: a section per LR kind, opened on data=real_scans by the shipping gate over the groups."""
     one_kind = len(datamodules) == 1
     sections = [markdown([row for row in measured.rows if row["lr"] == kind], measured.methods,
-                         report_title(name, data.source, data.root, data.degradation),
+                         report_title(name, data.source.source, data.source.root, data.lowres.degradation),
                          report_notes(cfg.foreground_level, cfg.foreground_dilation),
                          [row for row in measured.agreement if row["lr"] == kind],
                          measured.seconds if one_kind else None)

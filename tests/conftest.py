@@ -13,10 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medivision.training.notices import silence_third_party_notices
 from tests.training import REPO, tiny
-
-silence_third_party_notices()  # as the commands do
 
 KAGGLE_CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
 TRAIN_PER_CLASS = 6

@@ -22,8 +22,8 @@ from hydra.errors import InstantiationException
 from omegaconf import OmegaConf
 from PIL import Image
 
-from medivision.data.datamodule import SRDataModule
 from medivision.data.decode import read_gray, to_hr
+from medivision.data.settings import data_module
 from medivision.data.sources import DataError
 from medivision.inference.torch_model import inference_device
 from medivision.io.errors import one_line_errors
@@ -35,10 +35,10 @@ from tests.training import REPO, compose_train, tiny
 # Report of an SRDataModule set up in a fresh process: what was skipped and why, and the split sizes.
 SETUP_REPORT = """
 import json, sys, warnings
-from medivision.data.datamodule import SRDataModule
+from medivision.data.settings import data_module
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    dm = SRDataModule(source="kaggle", root=sys.argv[1], cache_dir=sys.argv[2])
+    dm = data_module(source="kaggle", root=sys.argv[1], cache_dir=sys.argv[2])
     dm.setup()
 print(json.dumps({"skipped": dm.num_skipped, "sizes": dm.sizes,
                   "warnings": [str(w.message) for w in caught if "skipped" in str(w.message)]}))
@@ -97,7 +97,7 @@ def test_tiny_huge_and_non_square_images_become_128_hr(tmp_path):
     Image.fromarray(brain_like(rng, 300, 120)).save(folder / "wide.png")
     for name in ("one", "two", "three"):
         Image.fromarray(brain_like(rng, 128, 128)).save(folder / f"{name}.png")
-    dm = SRDataModule(source="folder", root=str(folder), cache_dir=str(tmp_path / "cache"), val_fraction=0.2,
+    dm = data_module(source="folder", root=str(folder), cache_dir=str(tmp_path / "cache"), val_fraction=0.2,
                       test_fraction=0.2)
     dm.setup()
     assert dm.num_skipped == 0 and sum(dm.sizes.values()) == 6
@@ -113,7 +113,7 @@ def test_folder_without_images(tmp_path):
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "protocol.txt").write_text("T1 axial\n")
     with pytest.raises(DataError, match=r"data.root=\S*notes holds no images \(.bmp, .jpeg, .jpg"):
-        SRDataModule(source="folder", root=str(tmp_path / "notes"), cache_dir=str(tmp_path)).setup()
+        data_module(source="folder", root=str(tmp_path / "notes"), cache_dir=str(tmp_path)).setup()
 
 
 @pytest.mark.parametrize(("overrides", "message"), [

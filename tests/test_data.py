@@ -19,6 +19,7 @@ from PIL import Image
 from medivision.data.datamodule import SRDataModule
 from medivision.data.decode import read_gray, to_hr
 from medivision.data.degradations import augment, degrade, upsample_bicubic
+from medivision.data.settings import data_module
 from medivision.data.sources import DataError
 from medivision.data.splits import image_hashes
 from medivision.data.volumes import PLANES
@@ -27,7 +28,7 @@ KAGGLE_CLASSES = ["glioma", "meningioma", "notumor", "pituitary"]
 
 
 def kaggle_dm(root: Path, cache_dir: Path, **kwargs) -> SRDataModule:
-    dm = SRDataModule(source="kaggle", root=str(root), cache_dir=str(cache_dir), **kwargs)
+    dm = data_module(source="kaggle", root=str(root), cache_dir=str(cache_dir), **kwargs)
     dm.setup()
     return dm
 
@@ -73,11 +74,11 @@ def test_degrade_clamps_overshoot_and_keeps_device_and_batch():
     torch.testing.assert_close(degrade(hr[1:2], scale=2), lr[1:2])
 
 
-def test_degrade_rejects_bad_sizes_and_kinds():
+def test_degrade_rejects_bad_sizes_and_the_config_bad_kinds():
     with pytest.raises(ValueError, match="130x130 is not divisible by scale 4"):
         degrade(torch.rand(1, 1, 130, 130))
-    with pytest.raises(ValueError, match="unknown degradation 'gaussian'; choose one of bicubic"):
-        degrade(torch.rand(1, 1, 128, 128), kind="gaussian")
+    with pytest.raises(ValueError, match="data.degradation='gaussian' is not one of bicubic, kspace"):
+        data_module(source="mni152", degradation="gaussian")
 
 
 def test_upsample_bicubic_is_the_plain_bicubic_baseline():
@@ -262,7 +263,7 @@ def test_limit_keeps_at_most_that_many_per_split(kaggle_root, tmp_path):
 
 
 def test_plain_folder_source(kaggle_root, tmp_path):
-    dm = SRDataModule(source="folder", root=str(kaggle_root / "Training"), cache_dir=str(tmp_path))
+    dm = data_module(source="folder", root=str(kaggle_root / "Training"), cache_dir=str(tmp_path))
     dm.setup()
     assert dm.class_names == KAGGLE_CLASSES
     assert sum(dm.sizes.values()) == 25
@@ -342,7 +343,7 @@ def test_all_files_unreadable(tmp_path):
     (folder / "a.png").write_bytes(b"")
     (folder / "b.jpg").write_bytes(b"<html>")
     with pytest.raises(DataError, match=r"none of the 2 files could be read, e.g. \S*a.png"):
-        SRDataModule(source="folder", root=str(folder), cache_dir=str(tmp_path)).setup()
+        data_module(source="folder", root=str(folder), cache_dir=str(tmp_path)).setup()
 
 
 @pytest.mark.parametrize(
@@ -361,13 +362,13 @@ def test_all_files_unreadable(tmp_path):
 def test_bad_arguments_name_the_config_key(kwargs, message):
     arguments = {"source": "kaggle", "root": "/data/brain_tumor_mri"} | kwargs
     with pytest.raises(ValueError, match=message):
-        SRDataModule(**arguments)
+        data_module(**arguments)
 
 
 def test_four_dimensional_nifti_is_rejected(tmp_path):
     path = write_nifti(tmp_path / "series.nii.gz", np.ones((12, 12, 12, 3), dtype=np.float32))
     with pytest.raises(DataError, match=r"series.nii.gz is 4-D with shape \(12, 12, 12, 3\): give one 3-D"):
-        SRDataModule(source="nifti", root=str(path), cache_dir=str(tmp_path)).setup()
+        data_module(source="nifti", root=str(path), cache_dir=str(tmp_path)).setup()
 
 
 def test_mni152_without_nilearn(monkeypatch, tmp_path):
@@ -378,7 +379,7 @@ def test_mni152_without_nilearn(monkeypatch, tmp_path):
         importlib.util, "find_spec", lambda name, *args: None if name == "nilearn" else find_spec(name, *args)
     )
     with pytest.raises(DataError, match=r"the demo set needs nilearn: pip install -e '.\[demo\]'"):
-        SRDataModule(source="mni152", cache_dir=str(tmp_path)).setup()
+        data_module(source="mni152", cache_dir=str(tmp_path)).setup()
 
 
 # --- volumes -----------------------------------------------------------------------------------
@@ -403,7 +404,7 @@ def slices_by_plane(dm: SRDataModule) -> dict[str, list[int]]:
 
 
 def test_nifti_slices_planes_and_foreground_filter(box_volume, tmp_path):
-    dm = SRDataModule(source="nifti", root=str(box_volume.parent), cache_dir=str(tmp_path))
+    dm = data_module(source="nifti", root=str(box_volume.parent), cache_dir=str(tmp_path))
     dm.setup()
     assert dm.class_names == list(PLANES)
     assert slices_by_plane(dm) == {
@@ -413,17 +414,17 @@ def test_nifti_slices_planes_and_foreground_filter(box_volume, tmp_path):
     }
     assert dm.train_set.hr.shape[1:] == (1, 128, 128)
     assert all(path == str(box_volume) for path in dm.train_set.paths)
-    loose = SRDataModule(source="nifti", root=str(box_volume), cache_dir=str(tmp_path), min_foreground=0.0)
+    loose = data_module(source="nifti", root=str(box_volume), cache_dir=str(tmp_path), min_foreground=0.0)
     loose.setup()
     assert loose.cache_path != dm.cache_path
     assert slices_by_plane(loose)["sagittal"] == list(range(10, 41))
-    only_axial = SRDataModule(source="nifti", root=str(box_volume), cache_dir=str(tmp_path), axes=["axial"])
+    only_axial = data_module(source="nifti", root=str(box_volume), cache_dir=str(tmp_path), axes=["axial"])
     only_axial.setup()
     assert only_axial.class_names == ["axial"] and sum(only_axial.sizes.values()) == 30
 
 
 def test_nifti_split_keeps_slice_blocks_whole(box_volume, tmp_path):
-    dm = SRDataModule(source="nifti", root=str(box_volume), cache_dir=str(tmp_path))
+    dm = data_module(source="nifti", root=str(box_volume), cache_dir=str(tmp_path))
     dm.setup()
     blocks = []
     for dataset in (dm.train_set, dm.val_set, dm.test_set):
@@ -440,7 +441,7 @@ def test_thick_slices_are_resampled_to_square_pixels(tmp_path):
     data[10:38, 8:48, 5:35] = np.random.default_rng(0).uniform(500, 1000, (28, 40, 30))
     path = tmp_path / "thick.nii.gz"
     nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 4.0, 1.0])), str(path))
-    dm = SRDataModule(source="nifti", root=str(path), axes=["coronal"], cache_dir=str(tmp_path))
+    dm = data_module(source="nifti", root=str(path), axes=["coronal"], cache_dir=str(tmp_path))
     dm.setup()
     rows, columns = np.nonzero(dm.train_set.hr[0, 0].numpy())
     # The box is 28 mm wide (x) and 120 mm tall (z, 30 voxels of 4 mm), in a 136 mm crop.
@@ -449,7 +450,7 @@ def test_thick_slices_are_resampled_to_square_pixels(tmp_path):
 
 
 def test_mni152_demo_set(tmp_path, capsys):
-    dm = SRDataModule(source="mni152", cache_dir=str(tmp_path))
+    dm = data_module(source="mni152", cache_dir=str(tmp_path))
     dm.setup()
     assert dm.class_names == ["sagittal", "coronal", "axial"]
     assert 250 <= sum(dm.sizes.values()) <= 500
@@ -471,7 +472,7 @@ def test_cache_is_read_once_per_run(kaggle_root, tmp_path, monkeypatch):
     calls = []
     real_load_source = datamodule_module.load_source
     monkeypatch.setattr(datamodule_module, "load_source", lambda *a: calls.append(a) or real_load_source(*a))
-    dm = SRDataModule(source="kaggle", root=str(kaggle_root), cache_dir=str(tmp_path))
+    dm = data_module(source="kaggle", root=str(kaggle_root), cache_dir=str(tmp_path))
     for _ in range(3):  # fit, validate, test each call prepare_data then setup
         dm.prepare_data()
         dm.setup("fit")

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from medivision.data.acquisition import gaussian_psf
-from medivision.data.datamodule import SRDataModule
 from medivision.data.degradation_options import (
     DEGRADATIONS,
     KINDS,
@@ -21,6 +20,7 @@ from medivision.data.degradation_options import (
 )
 from medivision.data.degradations import IMPLEMENTATIONS, degrade, sample_seeds
 from medivision.data.operators import MODELS
+from medivision.data.settings import Augmentation, data_module
 
 NOISELESS = DegradationOptions(noise=(0.0, 0.0))
 
@@ -181,12 +181,12 @@ def test_noise_false_gives_the_noise_free_forward_model():
 ])
 def test_bad_options_name_the_config_key(options, message):
     with pytest.raises(ValueError, match=message):
-        SRDataModule(source="kaggle", root="/data/never/read", degradation="kspace_noise", degradation_options=options)
+        data_module(source="kaggle", root="/data/never/read", degradation="kspace_noise", degradation_options=options)
 
 
 def test_validation_lr_is_the_same_every_time_training_lr_is_fresh(kaggle_root, tmp_path):
     def datamodule():
-        dm = SRDataModule(source="kaggle", root=str(kaggle_root), cache_dir=str(tmp_path), batch_size=4,
+        dm = data_module(source="kaggle", root=str(kaggle_root), cache_dir=str(tmp_path), batch_size=4,
                           degradation="kspace_noise", seed=3)
         dm.setup()
         return dm
@@ -202,7 +202,7 @@ def test_validation_lr_is_the_same_every_time_training_lr_is_fresh(kaggle_root, 
     # each image's index is its row in the cached data: no two images of any split share one
     indices = torch.cat([s.rows for s in (first.train_set, first.val_set, first.test_set)])
     assert len(indices.unique()) == len(indices)
-    first.augment = False
+    first.augmentation = Augmentation(flips=False)
     first.trainer = SimpleNamespace(training=True)
     torch.manual_seed(0)
     assert not torch.equal(first.on_after_batch_transfer(dict(raw), 0)["lr"],

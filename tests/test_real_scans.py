@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from medivision.data.datamodule import SRDataModule
 from medivision.data.real_scans import REAL_SCAN_GROUPS, REAL_SCAN_LR, RealScan, build_real_scans, real_scan_files
+from medivision.data.settings import data_module
 from medivision.data.sources import DataError
 from medivision.evaluate import evaluate
 from medivision.report.gate import failures, group_results
@@ -26,7 +26,7 @@ def cache_dir(tmp_path_factory):
 
 
 def test_every_group_is_in_the_test_split_only(cache_dir):
-    datamodule = SRDataModule(source="real_scans", cache_dir=str(cache_dir))
+    datamodule = data_module(source="real_scans", cache_dir=str(cache_dir))
     datamodule.setup("test")
     assert datamodule.sizes["train"] == 0 and datamodule.sizes["val"] == 0
     labels = datamodule.test_set.labels.tolist()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from medivision.data.datamodule import SRDataModule
+from medivision.data.settings import data_module
 from medivision.inference.checkpoints import load_checkpoint
 from medivision.inference.models import load_model
 from medivision.train import train
@@ -85,10 +85,10 @@ def test_training_refuses_to_resume_or_start_from_a_crafted_checkpoint(key, kagg
 
 
 def test_a_crafted_data_cache_is_refused_and_rebuilt(kaggle_root, tmp_path, marker):
-    first = SRDataModule(source="kaggle", root=str(kaggle_root), cache_dir=str(tmp_path / "cache"))
+    first = data_module(source="kaggle", root=str(kaggle_root), cache_dir=str(tmp_path / "cache"))
     first.setup()
     crafted(first.cache_path, marker)  # someone replaced the shared cache file
-    second = SRDataModule(source="kaggle", root=str(kaggle_root), cache_dir=str(tmp_path / "cache"))
+    second = data_module(source="kaggle", root=str(kaggle_root), cache_dir=str(tmp_path / "cache"))
     with pytest.warns(UserWarning, match=rf"data cache {first.cache_path} cannot be loaded .*; rebuilding it"):
         second.setup()
     assert not marker.exists()

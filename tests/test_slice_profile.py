@@ -5,9 +5,9 @@ import pytest
 import torch
 from scipy.ndimage import map_coordinates
 
-from medivision.data.datamodule import SRDataModule
 from medivision.data.degradation_options import DegradationOptions, options_problems
 from medivision.data.degradations import degrade, sample_seeds
+from medivision.data.settings import data_module
 from medivision.data.slice_profile import SliceGeometry, interpolation_matrix, profile_matrix
 from medivision.inference.through_plane import interpolate
 from medivision.nets import SRResNet
@@ -79,9 +79,9 @@ def test_training_degrades_exactly_as_inference_builds_its_input():
 
 def test_slices_and_only_slices_keep_the_hr_grid():
     with pytest.raises(ValueError, match="data.degradation=slices with data.scale=4: .* keep the HR grid"):
-        SRDataModule(source="mni152", degradation="slices", scale=4)
+        data_module(source="mni152", degradation="slices", scale=4)
     with pytest.raises(ValueError, match="data.degradation=bicubic with data.scale=1"):
-        SRDataModule(source="mni152", degradation="bicubic", scale=1)
+        data_module(source="mni152", degradation="bicubic", scale=1)
 
 
 def test_slices_options_are_checked():

@@ -11,6 +11,7 @@ from torch.utils.data import DistributedSampler
 from medivision.data.datamodule import SRDataModule
 from medivision.data.degradations import degrade, sample_seeds
 from medivision.data.device_batches import DeviceBatches
+from medivision.data.settings import data_module
 from medivision.train import train
 from tests.training import compose_train, tiny
 
@@ -22,7 +23,7 @@ def offline_wandb(monkeypatch):
 
 
 def datamodule(root, cache_dir, **kwargs) -> SRDataModule:
-    dm = SRDataModule(source="kaggle", root=str(root), cache_dir=str(cache_dir), **kwargs)
+    dm = data_module(source="kaggle", root=str(root), cache_dir=str(cache_dir), **kwargs)
     dm.setup()
     return dm
 

@@ -8,6 +8,7 @@ import torch
 from medivision.data.contrast import FAMILIES, ContrastOptions, synthesize
 from medivision.data.datamodule import SRDataModule
 from medivision.data.intensity_augment import IntensityAugment, augment_intensity
+from medivision.data.settings import data_module
 from medivision.data.tissue import TISSUES
 from medivision.inference.checkpoints import load_checkpoint
 from medivision.io.errors import one_line_errors
@@ -22,14 +23,14 @@ def cache(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="module")
 def synth(cache) -> SRDataModule:
-    dm = SRDataModule(source="synth", cache_dir=cache, batch_size=4, seed=3)
+    dm = data_module(source="synth", cache_dir=cache, batch_size=4, seed=3)
     dm.setup()
     return dm
 
 
 @pytest.fixture(scope="module")
 def mni(cache) -> SRDataModule:
-    dm = SRDataModule(source="mni152", cache_dir=cache, batch_size=4, seed=3)
+    dm = data_module(source="mni152", cache_dir=cache, batch_size=4, seed=3)
     dm.setup()
     return dm
 
@@ -53,12 +54,12 @@ def test_synth_has_the_slices_and_splits_of_the_template(synth, mni):
 
 
 def test_validation_contrasts_are_seeded_per_image_and_training_draws_fresh(synth, cache):
-    other = SRDataModule(source="synth", cache_dir=cache, batch_size=7, seed=3)  # other batches, same seed
+    other = data_module(source="synth", cache_dir=cache, batch_size=7, seed=3)  # other batches, same seed
     first = torch.cat([b["hr"] for b in map(synth.evaluation_batch, synth.val_dataloader())])
     again = torch.cat([b["hr"] for b in other.evaluation_batches("val")])
     assert torch.equal(first, again)
     assert first.isfinite().all() and 0 <= first.min() and first.max() <= 1
-    reseeded = SRDataModule(source="synth", cache_dir=cache, batch_size=4, seed=4)
+    reseeded = data_module(source="synth", cache_dir=cache, batch_size=4, seed=4)
     assert not torch.equal(first, torch.cat([b["hr"] for b in reseeded.evaluation_batches("val")]))
     stored = synth.train_set.hr[:6]
     one, two = synth.training_pair(stored)[0], synth.training_pair(stored)[0]
@@ -123,7 +124,8 @@ def test_intensity_augmentation_is_off_by_default_and_keeps_the_unit_range(synth
     changed = augment_intensity(hr, IntensityAugment(gamma=0.5, contrast=0.3))
     assert changed.shape == hr.shape and 0 <= changed.min() and changed.max() <= 1
     assert (changed - hr).abs().mean() > 1e-3
-    dm = SRDataModule(source="mni152", cache_dir=synth.cache_dir, intensity_augment={"invert": 1.0}, augment=False)
+    dm = data_module(source="mni152", cache_dir=synth.source.cache_dir, intensity_augment={"invert": 1.0},
+                     augment=False)
     dm.setup()
     hr_pair, lr = dm.training_pair(dm.train_set.hr[:2])
     torch.testing.assert_close(hr_pair, 1 - dm.train_set.hr[:2].float() / 255)
@@ -141,7 +143,7 @@ def test_intensity_augmentation_is_off_by_default_and_keeps_the_unit_range(synth
 def test_bad_contrast_and_augmentation_settings_get_one_line(arguments, message, tmp_path, capsys):
     @one_line_errors("train")
     def build() -> None:
-        SRDataModule(source="synth", cache_dir=str(tmp_path), **arguments)
+        data_module(source="synth", cache_dir=str(tmp_path), **arguments)
 
     with pytest.raises(SystemExit):
         build()

@@ -54,12 +54,13 @@ def measure_data(cfg: DictConfig, device: torch.device, loader_batches: int) -> 
 def loader_rates(datamodule: SRDataModule, device: torch.device, batches: int) -> dict:
     """Training batches per second: raw from the configured DataLoader, then with the transfer to `device`,
     augmentation and degradation; and the same from batches cut on the device (data.on_device)."""
-    from_loader = datamodule.train_dataloader() if not datamodule.on_device else _device_batches(datamodule, "cpu")
+    on_device_only = datamodule.loading.on_device
+    from_loader = _device_batches(datamodule, "cpu") if on_device_only else datamodule.train_dataloader()
     on_device = _device_batches(datamodule, device)
     cpu = CpuUse.read()
     rates = {
-        "batch_size": datamodule.batch_size,
-        "num_workers": datamodule.num_workers,
+        "batch_size": datamodule.loading.batch_size,
+        "num_workers": datamodule.loading.num_workers,
         "dataloader_batches_per_s": _rate(from_loader, batches, device, None),
         "dataloader_with_degradation_batches_per_s": _rate(from_loader, batches, device, datamodule),
         "on_device_batches_per_s": _rate(on_device, batches, device, None),

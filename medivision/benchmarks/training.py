@@ -70,7 +70,7 @@ def measure_training(cfg: DictConfig, datamodule: SRDataModule, plain_data: SRDa
     flops = step_flops(cfg, datamodule)
     return {
         "stage": "gan",
-        "batch_size": datamodule.batch_size,
+        "batch_size": datamodule.loading.batch_size,
         "generator": dict(cfg.model.generator),
         "adversarial": cfg.model.loss.adversarial.kind,
         "perceptual_layer": cfg.model.loss.perceptual.layer if module.losses.perceptual is not None else None,
@@ -78,7 +78,7 @@ def measure_training(cfg: DictConfig, datamodule: SRDataModule, plain_data: SRDa
         "channels_last": bool(cfg.model.get("channels_last", False)),
         "compile": bool(cfg.model.get("compile", False)),
         "on_device": bool(cfg.data.get("on_device", False)),
-        "num_workers": datamodule.num_workers,
+        "num_workers": datamodule.loading.num_workers,
         "warmup_batches": warmup,
         "timed_batches": steps,
         "rounds": rounds,
@@ -98,7 +98,7 @@ def step_flops(cfg: DictConfig, datamodule: SRDataModule) -> float:
     hr = unit_range(datamodule.train_set.hr[:1])
     counter = FlopCounterMode(display=False)
     with counter:
-        plain.step(degrade(hr, datamodule.scale, datamodule.degradation, datamodule.degradation_options), hr)
+        plain.step(degrade(hr, datamodule.lowres.scale, datamodule.lowres.degradation, datamodule.lowres.options), hr)
     return float(counter.get_total_flops())
 
 
@@ -146,7 +146,7 @@ def _plain_batches(datamodule: SRDataModule, device: torch.device) -> Iterator[t
 
 def _train_loader(datamodule: SRDataModule, device: torch.device) -> DataLoader | DeviceBatches:
     """The training loader the datamodule gives a Trainer on `device`."""
-    if datamodule.on_device:
+    if datamodule.loading.on_device:
         return datamodule.device_batches(datamodule.train_set, True, device)
     return datamodule.train_dataloader()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,118 +15,51 @@ from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch import Tensor
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
-from medivision.data import degradations
-from medivision.data.build import EMBEDDED, SOURCES, find_source, load_source
-from medivision.data.contrast import ContrastOptions, contrast_problems, synthesize
+from medivision.data.build import find_source, load_source
 from medivision.data.dataset import HRDataset, unit_range
-from medivision.data.degradation_options import (
-    DEGRADATIONS,
-    RANDOM_KINDS,
-    THROUGH_PLANE_KINDS,
-    DegradationOptions,
-    options_problems,
-)
 from medivision.data.device_batches import DeviceBatches
-from medivision.data.intensity_augment import IntensityAugment, augment_intensity, augment_problems
+from medivision.data.device_pipeline import evaluation_tables, training_pair
 from medivision.data.loader import ResumableLoader
+from medivision.data.settings import Augmentation, Loading, LowRes, Source, Splits
 from medivision.data.splits import SPLITS, make_splits
-from medivision.data.volumes import PLANES
-from medivision.io.intensity import INTENSITY_POLICIES
 
 logger = logging.getLogger(__name__)
 
 
 class SRDataModule(L.LightningDataModule):
-    """Brain MRI slices for 4x super-resolution.
+    """Brain MRI slices for super-resolution, configured by the typed groups of medivision.data.settings
+    (built from the flat `data.*` keys by settings.data_module, which checks them).
 
     The dataloaders yield {"hr": uint8 [B, 1, hr_size, hr_size], "label": int64 [B], "index": int64 [B]}
     (index: the image's row in the cached data, stable across splits). Once a batch is on its device,
-    `on_after_batch_transfer` turns it into
-        hr    float [B, 1, hr_size, hr_size] in [0, 1], randomly flipped/rotated (and changed in intensity,
-              with `intensity_augment`) when training; for source "synth", synthesized from the tissue maps
-        lr    float [B, 1, hr_size/scale, hr_size/scale] in [0, 1], degrade(hr, scale, degradation, ...)
+    `on_after_batch_transfer` turns it into (medivision.data.device_pipeline)
+        hr    float [B, 1, hr_size, hr_size] in [0, 1], augmented when training; for source "synth",
+              synthesized from the tissue maps
+        lr    float [B, 1, hr_size/scale, hr_size/scale] in [0, 1], by the LowRes degradation
         label int64 [B], index into `class_names`
         index int64 [B], as loaded (validation and test batches only)
-    so the degradation runs on the GPU and only uint8 HR crosses the bus. `degradation` is one of
-    medivision.data.degradation_options.DEGRADATIONS, with `degradation_options` (DegradationOptions fields).
-    Training draws fresh noise for every batch; validation and test noise is drawn from `seed` and each
-    image's index, so their LR is the same in every run (see medivision.data.degradations). That LR is
-    made once per device (`evaluation_pair`), not again every epoch.
+    so the degradation runs on the GPU and only uint8 HR crosses the bus. Training draws fresh noise for every
+    batch; validation and test HR and LR are drawn from the split seed and each image's index, so they are the
+    same in every run, and made once per device (`evaluation_tables`), not again every epoch.
 
-    on_device: keep each split whole on the accelerator as uint8 and cut batches there (DeviceBatches), in
-    the order the DataLoader would use: no worker processes and no host-to-device copy per batch
-    (num_workers and pin_memory are then unused).
+    Loading.on_device keeps each split whole on the accelerator as uint8 and cuts batches there
+    (DeviceBatches), in the order the DataLoader would use: no worker processes, no host-to-device copy per
+    batch. Decoded images are cached under Source.cache_dir (medivision.data.build); medivision.data.splits
+    makes the splits.
 
-    source: "kaggle" (root holds Training/ and Testing/), "folder" (images below root), "nifti"
-    (a .nii/.nii.gz file or a folder of them), "mni152" (the template inside nilearn; no root) or "synth"
-    (random contrasts drawn from the template's tissue maps, `contrast` options: medivision.data.contrast;
-    the cached items are the maps, uint8 [4, hr_size, hr_size], and the HR is made from them on the device,
-    fresh every training batch, seeded per image for validation and test).
-    intensity_augment: random gamma/contrast/inversion of training HR for any source
-    (medivision.data.intensity_augment; None or all zero: off).
-    Volumes are sliced along `axes`, keeping slices with more than `min_foreground` foreground.
-    Every file is read by the one reader of its format and mapped to [0, 1] by the `intensity` policy
-    (medivision.io.intensity: "minmax", each image's or volume's own range, or "dtype"), exactly as enhance
-    reads it; checkpoints record the policy (model.intensity follows data.intensity). Decoded images are
-    cached under `cache_dir`; see medivision.data.splits for how splits are made.
-
-    The constructor checks the arguments and finds the source's files (DataError naming data.root and the
-    fix when it or its layout is wrong), so a run stops on bad data before a model is built; nothing is
-    decoded before prepare_data/setup.
+    The constructor finds the source's files (DataError naming data.root and the fix when it or its layout is
+    wrong), so a run stops on bad data before a model is built; nothing is decoded before prepare_data/setup.
     """
 
-    def __init__(
-        self,
-        source: str = "kaggle",
-        root: str | None = None,
-        hr_size: int = 128,
-        scale: int = 4,
-        degradation: str = "bicubic",
-        degradation_options: Mapping[str, Any] | None = None,
-        batch_size: int = 16,
-        num_workers: int = 0,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
-        seed: int = 0,
-        augment: bool = True,
-        cache_dir: str = ".cache/medivision",
-        limit: int | None = None,
-        axes: Sequence[str] = PLANES,
-        min_foreground: float = 0.15,
-        pin_memory: bool = False,
-        on_device: bool = False,
-        intensity: str = "minmax",
-        contrast: Mapping[str, Any] | None = None,
-        intensity_augment: Mapping[str, Any] | None = None,
-    ) -> None:
+    def __init__(self, source: Source, lowres: LowRes | None = None, splits: Splits | None = None,
+                 loading: Loading | None = None, augmentation: Augmentation | None = None) -> None:
         super().__init__()
-        axes = tuple(axes)
-        _check_arguments(
-            source, root, hr_size, scale, degradation, degradation_options, batch_size, num_workers,
-            val_fraction, test_fraction, limit, axes, min_foreground, intensity, contrast, intensity_augment,
-        )  # fmt: skip
-        self._found = find_source(source, root)
         self.source = source
-        self.root = root
-        self.hr_size = hr_size
-        self.scale = scale
-        self.degradation = degradation
-        self.degradation_options = DegradationOptions.from_config(degradation_options)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.val_fraction = val_fraction
-        self.test_fraction = test_fraction
-        self.seed = seed
-        self.augment = augment
-        self.cache_dir = cache_dir
-        self.limit = limit
-        self.axes = axes
-        self.min_foreground = min_foreground
-        self.pin_memory = pin_memory
-        self.on_device = on_device
-        self.intensity = intensity
-        self.contrast = ContrastOptions.from_config(contrast)
-        self.intensity_augment = IntensityAugment.from_config(intensity_augment)
+        self.lowres = lowres or LowRes()
+        self.splits = splits or Splits()
+        self.loading = loading or Loading()
+        self.augmentation = augmentation or Augmentation()
+        self._found = find_source(source.source, source.root)
         self.class_names: list[str] = []  # this and the rest below: what setup() fills in
         self.duplicates_removed = 0
         self.repeats_removed = 0
@@ -161,7 +94,8 @@ class SRDataModule(L.LightningDataModule):
         if self.num_skipped:
             warnings.warn(_skipped_message(data), stacklevel=2)
 
-        made = make_splits(data, self.val_fraction, self.test_fraction, self.seed, self.limit)
+        made = make_splits(data, self.splits.val_fraction, self.splits.test_fraction, self.splits.seed,
+                           self.splits.limit)
         self.duplicates_removed, self.repeats_removed = made.duplicates_removed, made.repeats_removed
         self._num_rows = len(data["labels"])
         self.train_set, self.val_set, self.test_set = (_subset(data, rows) for rows in made.rows)
@@ -207,14 +141,9 @@ class SRDataModule(L.LightningDataModule):
         return {"hr": hr, "lr": lr, "label": batch["label"], "index": batch["index"]}
 
     def training_pair(self, hr: Tensor) -> tuple[Tensor, Tensor]:
-        """Cached HR [B, C, H, W] (uint8 in [0, 255], or float in [0, 1]) on its device -> what a training step
-        gets: float HR [B, 1, H, W] in [0, 1] (for synth: fresh contrasts), randomly flipped/rotated when
-        `augment`, changed in intensity with `intensity_augment`, and its LR with fresh noise."""
-        hr = self._unit_hr(hr)
-        if self.augment:
-            hr = degradations.augment(hr)
-        hr = augment_intensity(hr, self.intensity_augment)
-        return hr, degradations.degrade(hr, self.scale, self.degradation, self.degradation_options)
+        """Cached HR [B, C, H, W] on its device -> a training step's float HR [B, 1, H, W] and LR in [0, 1]
+        (medivision.data.device_pipeline.training_pair)."""
+        return training_pair(hr, self.source, self.lowres, self.augmentation)
 
     def evaluation_pair(self, rows: Tensor, cached: Tensor) -> tuple[Tensor, Tensor]:
         """The fixed HR and LR of validation/test images: float [B, 1, H, W] and [B, 1, h, w] in [0, 1] on rows'
@@ -225,48 +154,25 @@ class SRDataModule(L.LightningDataModule):
         return hr, table_lr.index_select(0, rows)
 
     def evaluation_tables(self, device: torch.device) -> tuple[Tensor | None, Tensor]:
-        """The HR (synth only; other sources' HR is the cached image) and LR of every validation and test image,
-        by row of the cached data set ("index"): float [N_rows, 1, H, W] and [N_rows, 1, h, w] in [0, 1] on
-        `device`; training rows hold NaN (they have no fixed images).
-
-        Made once per device, in chunks; the synthetic contrasts and the noise of the noisy degradations are drawn
-        from `seed` and each image's row (degradations.sample_seeds), so an image's HR and LR do not depend on its
-        batch and are the same in every run. Validating every epoch costs no degradation. 5,712 rows take 23 MB.
-        """
+        """The HR (synth only) and LR of every validation and test image by row of the cached data, float
+        [N_rows, 1, H, W] and [N_rows, 1, h, w] in [0, 1] on `device`, training rows NaN
+        (medivision.data.device_pipeline.evaluation_tables). Made once per device: validating every epoch costs
+        no degradation."""
         if device not in self._evaluation:
-            size = self.hr_size // self.scale
-            table_lr = torch.full((self._num_rows, 1, size, size), float("nan"), device=device)
-            table_hr = (torch.full((self._num_rows, 1, self.hr_size, self.hr_size), float("nan"), device=device)
-                        if self.source == "synth" else None)
-            noisy = self.degradation in RANDOM_KINDS
-            for dataset in (self._ready(self.val_set), self._ready(self.test_set)):
-                if len(dataset) == 0:  # a test-only source (real_scans) has no validation images
-                    continue
-                for stored, rows in zip(dataset.hr.split(256), dataset.rows.split(256)):
-                    seeds = degradations.sample_seeds(self.seed, rows)
-                    hr = self._unit_hr(stored.to(device), seeds)
-                    table_lr[rows.to(device)] = degradations.degrade(
-                        hr, self.scale, self.degradation, self.degradation_options, seeds if noisy else None
-                    )
-                    if table_hr is not None:
-                        table_hr[rows.to(device)] = hr
-            self._evaluation[device] = (table_hr, table_lr)
+            self._evaluation[device] = evaluation_tables(
+                (self._ready(self.val_set), self._ready(self.test_set)), self._num_rows, device, self.source,
+                self.lowres, self.splits.seed)
         return self._evaluation[device]
-
-    def _unit_hr(self, stored: Tensor, seeds: list[int] | None = None) -> Tensor:
-        """Cached HR [B, C, H, W] -> float HR [B, 1, H, W] in [0, 1]: the image itself, or for synth a contrast
-        drawn from the tissue maps (seeded per image with `seeds`, fresh without)."""
-        hr = unit_range(stored)
-        return synthesize(hr, self.contrast, seeds) if self.source == "synth" else hr
 
     def summary(self) -> str:
         """Image counts per split and class, duplicates removed, files skipped and the cache file."""
         if self.train_set is None:
-            return f"{self.source} data: not set up"
+            return f"{self.source.source} data: not set up"
+        source, lr_size = self.source, self.source.hr_size // self.lowres.scale
         width = max(len(name) for name in [*self.class_names, "total", "split"]) + 2
         lines = [
-            f"{self.source} data, {self.hr_size}x{self.hr_size} HR, {self.hr_size // self.scale}x"
-            f"{self.hr_size // self.scale} LR ({self.degradation})",
+            f"{source.source} data, {source.hr_size}x{source.hr_size} HR, {lr_size}x{lr_size} LR "
+            f"({self.lowres.degradation})",
             "split".ljust(8) + "".join(name.rjust(width) for name in [*self.class_names, "total"]),
         ]
         for name, dataset in zip(SPLITS, self._datasets()):
@@ -280,8 +186,10 @@ class SRDataModule(L.LightningDataModule):
         return "\n".join(lines)
 
     def _load(self) -> tuple[dict[str, Any], bool, Path]:
+        source = self.source
         return load_source(
-            self.source, self._found, self.hr_size, self.axes, self.min_foreground, self.cache_dir, self.intensity
+            source.source, self._found, source.hr_size, source.axes, source.min_foreground, source.cache_dir,
+            source.intensity,
         )
 
     def _datasets(self) -> tuple[HRDataset, HRDataset, HRDataset]:
@@ -295,24 +203,24 @@ class SRDataModule(L.LightningDataModule):
     def device_batches(self, dataset: HRDataset, shuffle: bool, device: torch.device) -> DeviceBatches:
         """`dataset`'s batches cut on `device`, in the order and shares the DataLoader would use
         (data.on_device; the training split shuffles)."""
-        return DeviceBatches(dataset, device, self.batch_size, *self._sampling(dataset, shuffle))
+        return DeviceBatches(dataset, device, self.loading.batch_size, *self._sampling(dataset, shuffle))
 
     def _loader(self, dataset: HRDataset, shuffle: bool) -> DataLoader | DeviceBatches:
-        if self.on_device:
+        if self.loading.on_device:
             device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
             return self.device_batches(dataset, shuffle, device)
         sampler, drop_last = self._sampling(dataset, shuffle)
         return (ResumableLoader if shuffle else DataLoader)(
             dataset,
-            batch_size=self.batch_size,
+            batch_size=self.loading.batch_size,
             sampler=sampler,
             drop_last=drop_last,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            persistent_workers=self.num_workers > 0,
+            num_workers=self.loading.num_workers,
+            pin_memory=self.loading.pin_memory,
+            persistent_workers=self.loading.num_workers > 0,
             # Worker seeds come from here rather than from torch's global generator, whose state a resumed
             # run restores (medivision.training.checkpointing.RandomState) and nothing else may advance.
-            generator=torch.Generator().manual_seed(self.seed),
+            generator=torch.Generator().manual_seed(self.splits.seed),
         )
 
     def _sampling(self, dataset: HRDataset, shuffle: bool) -> tuple[Sampler[int] | None, bool]:
@@ -320,13 +228,13 @@ class SRDataModule(L.LightningDataModule):
         if not shuffle:
             return self._evaluation_sampler(dataset), False
         # Dropping the ragged last batch keeps batch statistics steady, unless it would drop everything.
-        return self._training_sampler(dataset), len(dataset) > self.batch_size
+        return self._training_sampler(dataset), len(dataset) > self.loading.batch_size
 
     def _training_sampler(self, dataset: HRDataset) -> DistributedSampler:
         """A shuffle that depends only on the seed and the epoch (Lightning sets it), so a run resumed in the
         middle of an epoch sees the same order; under DDP each process takes its share."""
         world, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
-        return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        return DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.splits.seed)
 
     def _evaluation_sampler(self, dataset: HRDataset) -> UnrepeatedDistributedSampler | None:
         """Under DDP, each validation/test image on exactly one process.
@@ -358,68 +266,3 @@ def _skipped_message(data: dict[str, Any]) -> str:
         f"skipped {len(data['skipped'])} of {data['num_files']} files that could not be read: {listed}"
         + (f"; and {more} more" if more > 0 else "")
     )
-
-
-def _check_arguments(
-    source: str,
-    root: str | None,
-    hr_size: int,
-    scale: int,
-    degradation: str,
-    degradation_options: Mapping[str, Any] | None,
-    batch_size: int,
-    num_workers: int,
-    val_fraction: float,
-    test_fraction: float,
-    limit: int | None,
-    axes: tuple[str, ...],
-    min_foreground: float,
-    intensity: str,
-    contrast: Mapping[str, Any] | None,
-    intensity_augment: Mapping[str, Any] | None,
-) -> None:
-    """Fail before any file is read, naming the config key that is wrong."""
-    problems = []
-    if source not in SOURCES:
-        problems.append(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
-    elif root is None and source not in EMBEDDED:
-        problems.append(
-            f"data.root is not set: data.source={source} reads its files from data.root; pass "
-            "data.root=/path/to/the/data (for the Kaggle set: the folder holding Training/ and Testing/, "
-            "which MEDIVISION_DATA=/path/to/the/data also sets)"
-        )
-    if scale < 1 or hr_size < 1:
-        problems.append(f"data.hr_size={hr_size} and data.scale={scale} must be positive")
-    elif hr_size % scale:
-        problems.append(f"data.hr_size={hr_size} is not divisible by data.scale={scale}")
-    if degradation not in DEGRADATIONS:
-        problems.append(
-            f"data.degradation={degradation!r} is not one of {', '.join(DEGRADATIONS)}"
-        )
-    elif (degradation in THROUGH_PLANE_KINDS) != (scale == 1):
-        problems.append(f"data.degradation={degradation} with data.scale={scale}: the through-plane kinds "
-                        f"({', '.join(THROUGH_PLANE_KINDS)}) and only they keep the HR grid, data.scale=1")
-    problems += [f"data.degradation_options{problem}" for problem in options_problems(degradation_options)]
-    if batch_size < 1:
-        problems.append(f"data.batch_size={batch_size} must be at least 1")
-    if num_workers < 0:
-        problems.append(f"data.num_workers={num_workers} must be 0 or more")
-    for key, value in (("val_fraction", val_fraction), ("test_fraction", test_fraction)):
-        if not 0 <= value < 1:
-            problems.append(f"data.{key}={value} must be in [0, 1)")
-    if val_fraction + test_fraction >= 1:
-        problems.append(
-            f"data.val_fraction + data.test_fraction = {val_fraction + test_fraction} leaves no training data"
-        )
-    if limit is not None and limit < 1:
-        problems.append(f"data.limit={limit} must be at least 1, or null for no limit")
-    if not axes or len(set(axes)) != len(axes) or not set(axes) <= set(PLANES):
-        problems.append(f"data.axes={list(axes)} must be distinct planes from {', '.join(PLANES)}")
-    if not 0 <= min_foreground < 1:
-        problems.append(f"data.min_foreground={min_foreground} must be in [0, 1)")
-    if intensity not in INTENSITY_POLICIES:
-        problems.append(f"data.intensity={intensity!r} is not one of {', '.join(INTENSITY_POLICIES)}")
-    problems += [f"data.contrast{problem}" for problem in contrast_problems(contrast)]
-    problems += [f"data.intensity_augment{problem}" for problem in augment_problems(intensity_augment)]
-    if problems:
-        raise ValueError("; ".join(problems))

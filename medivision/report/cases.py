@@ -48,4 +48,5 @@ def _case(title: str, row: dict, model: SRModel, datamodule: SRDataModule) -> Pa
     index = row["image"]
     hr, lr = datamodule.evaluation_pair(datamodule.test_set.rows[[index]], datamodule.test_set.hr[[index]])
     caption = f"{title}\nPSNR {row['psnr']:.2f} dB, SSIM {row['ssim']:.3f}"
-    return caption, lr[0], upsample_bicubic(lr, datamodule.scale)[0], torch.from_numpy(model(lr.numpy()))[0], hr[0]
+    bicubic = upsample_bicubic(lr, datamodule.lowres.scale)[0]
+    return caption, lr[0], bicubic, torch.from_numpy(model(lr.numpy()))[0], hr[0]

@@ -31,12 +31,13 @@ from medivision.report.metrics import (
 def check_compatible(model: SRModel, data: SRDataModule, name: str) -> None:
     """ValueError naming the model (`name`) and the data key to pass, unless `model` upsamples by data.scale and
     was trained on images mapped to [0, 1] by data.intensity (else the same file would give it other inputs)."""
-    if model.scale != data.scale:
-        raise ValueError(f"{name} upsamples {model.scale}x but data.scale={data.scale}: pass data.scale={model.scale} "
-                         f"or a {data.scale}x checkpoint")
-    if model.intensity != data.intensity:
+    scale, intensity = data.lowres.scale, data.source.intensity
+    if model.scale != scale:
+        raise ValueError(f"{name} upsamples {model.scale}x but data.scale={scale}: pass data.scale={model.scale} "
+                         f"or a {scale}x checkpoint")
+    if model.intensity != intensity:
         raise ValueError(f"{name} was trained on data mapped to [0, 1] by the {model.intensity} policy, but "
-                         f"data.intensity={data.intensity}: pass data.intensity={model.intensity}")
+                         f"data.intensity={intensity}: pass data.intensity={model.intensity}")
 
 
 class Method(NamedTuple):
@@ -74,10 +75,10 @@ def through_test_split(datamodule: SRDataModule, methods: Mapping[str, Method],
             outputs[name] = torch.from_numpy(sr)
             if spread is not None:
                 spreads[name] = torch.from_numpy(spread)
-        yield SplitBatch(start, batch, outputs, spreads, upsample_bicubic(batch["lr"], datamodule.scale))
+        yield SplitBatch(start, batch, outputs, spreads, upsample_bicubic(batch["lr"], datamodule.lowres.scale))
         start += len(batch["hr"])
     if start == 0:
-        raise ValueError(f"the test split of data.source={datamodule.source} is empty: raise data.test_fraction")
+        raise ValueError(f"the test split of data.source={datamodule.source.source} is empty: raise data.test_fraction")
 
 
 @dataclass
@@ -111,13 +112,13 @@ def measure(datamodule: SRDataModule, models: dict[str, SRModel], measured: Meas
     methods = {name: Method(model) for name, model in models.items()}
     if ensembled:
         methods["model" + ENSEMBLED] = Method(models["model"], 8)
-    forward = ForwardModel.of(datamodule.degradation, datamodule.degradation_options)
+    forward = ForwardModel.of(datamodule.lowres.degradation, datamodule.lowres.options)
     for part in through_test_split(datamodule, methods, measured.seconds):
         hr, lr = part.batch["hr"], part.batch["lr"]
         outputs = {**part.outputs, "bicubic": part.bicubic}
         if "model" + CONSISTENT in measured.methods:
             outputs["model" + CONSISTENT] = torch.from_numpy(make_consistent(
-                part.outputs["model"].numpy(), lr.numpy(), datamodule.scale, forward, iterations))
+                part.outputs["model"].numpy(), lr.numpy(), datamodule.lowres.scale, forward, iterations))
         mask = foreground_mask(hr, *foreground)
         images = _images(datamodule, part)
         if ensembled:
@@ -128,8 +129,8 @@ def measure(datamodule: SRDataModule, models: dict[str, SRModel], measured: Meas
         fractions = mask.float().flatten(1).mean(1)
         true_background = background_mean(hr, mask)
         for method in measured.methods:
-            numbers = image_metrics(outputs[method], hr, lr, mask, datamodule.scale, datamodule.degradation,
-                                    datamodule.degradation_options)
+            numbers = image_metrics(outputs[method], hr, lr, mask, datamodule.lowres.scale,
+                                    datamodule.lowres.degradation, datamodule.lowres.options)
             measured.rows += [{**image, "method": method, **{name: float(numbers[name][offset]) for name in METRICS},
                                "fg_fraction": float(fractions[offset]), "hr_bg_mean": float(true_background[offset])}
                               for offset, image in enumerate(images)]
@@ -140,5 +141,5 @@ def _images(datamodule: SRDataModule, part: SplitBatch) -> list[dict]:
     class, lr (the degradation that made its LR)."""
     test_set = datamodule.test_set
     return [{"image": index, "path": test_set.paths[index], "slice_index": int(test_set.slice_index[index]),
-             "class": datamodule.class_names[label], "lr": datamodule.degradation}
+             "class": datamodule.class_names[label], "lr": datamodule.lowres.degradation}
             for index, label in enumerate(part.batch["label"].tolist(), start=part.start)]

@@ -27,7 +27,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-INTENSITY_POLICIES = ("minmax", "dtype")
+
+def _minmax(values: np.ndarray) -> tuple[float, float]:
+    finite = values[np.isfinite(values)] if np.issubdtype(values.dtype, np.floating) else values
+    if finite.size == 0:
+        raise ValueError("the image holds no finite values")
+    return float(finite.min()), float(finite.max())
+
+
+def _dtype(values: np.ndarray) -> tuple[float, float]:
+    if not np.issubdtype(values.dtype, np.integer):
+        return _minmax(values)
+    info = np.iinfo(values.dtype)
+    return float(info.min), float(info.max)
+
+
+# Each policy (data.intensity, model.intensity, enhance's intensity): stored values -> their [low, high].
+INTENSITY_POLICIES = {"minmax": _minmax, "dtype": _dtype}
 
 
 @dataclass(frozen=True)
@@ -40,16 +56,9 @@ class IntensityMap:
 
     @classmethod
     def fit(cls, values: np.ndarray, mode: str = "minmax") -> IntensityMap:
-        """The map for `values` (any shape, integer or float dtype). Float data always uses minmax."""
-        if mode not in INTENSITY_POLICIES:
-            raise ValueError(f"intensity={mode!r} is not one of {', '.join(INTENSITY_POLICIES)}")
-        if mode == "dtype" and np.issubdtype(values.dtype, np.integer):
-            info = np.iinfo(values.dtype)
-            return cls(float(info.min), float(info.max), values.dtype)
-        finite = values[np.isfinite(values)] if np.issubdtype(values.dtype, np.floating) else values
-        if finite.size == 0:
-            raise ValueError("the image holds no finite values")
-        return cls(float(finite.min()), float(finite.max()), values.dtype)
+        """The map for `values` (any shape, integer or float dtype) by the policy `mode`, one of
+        INTENSITY_POLICIES, checked where the config enters. Float data always uses minmax."""
+        return cls(*INTENSITY_POLICIES[mode](values), values.dtype)
 
     @property
     def span(self) -> float:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -24,39 +25,27 @@ from medivision.data.sources import (
 from medivision.data.tissue import CSF_CLOSING, build_tissue_maps
 from medivision.data.volumes import decode_volumes
 
-SOURCES = ("kaggle", "folder", "nifti", "mni152", "synth", "real_scans")
-# The sources that read files from inside installed packages, not from data.root.
-EMBEDDED = ("mni152", "synth", "real_scans")
+if TYPE_CHECKING:
+    from medivision.data.settings import Source
 
 # How each item's split is stored: what the source says, before train/val/test assignment.
 SOURCE_SPLIT_CODES = {"train": 0, "test": 2, None: -1}
 
+Found = ImageListing | list[Path] | list[tuple[str, Path]]
+# What load_source decodes, when: the files it reads, the settings that key the cache, and the build.
+Plan = tuple[list[Path], dict[str, Any], Callable[[], dict[str, Any]]]
 
-def find_source(source: str, root: str | Path | None) -> ImageListing | list[Path] | list[tuple[str, Path]]:
+
+def find_source(source: str, root: str | Path | None) -> Found:
     """What a source consists of, found without decoding anything: the image listing (kaggle, folder), the
     NIfTI volumes (nifti, mni152; synth: the T1, GM and WM maps) or the real-scan benchmark's (group, file).
-    Raises DataError naming data.root and the fix when it or its layout is wrong.
+    `source` is one of SOURCES, checked where the config enters. Raises DataError naming data.root and the fix
+    when it or its layout is wrong.
     """
-    if source in ("kaggle", "folder"):
-        return kaggle_listing(root) if source == "kaggle" else folder_listing(root)
-    if source == "synth":
-        return tissue_files()
-    if source == "real_scans":
-        return real_scan_files()
-    if source in ("nifti", "mni152"):
-        return [mni152_file()] if source == "mni152" else volume_files(root)
-    raise ValueError(f"data.source={source!r} is not one of {', '.join(SOURCES)}")
+    return SOURCES[source].find(root)
 
 
-def load_source(
-    source: str,
-    found: ImageListing | list[Path] | list[tuple[str, Path]],
-    hr_size: int,
-    axes: Sequence[str],
-    min_foreground: float,
-    cache_dir: str | Path,
-    intensity: str = "minmax",
-) -> tuple[dict[str, Any], bool, Path]:
+def load_source(settings: Source, found: Found) -> tuple[dict[str, Any], bool, Path]:
     """Load a source from the cache, decoding the files `find_source` found first when the cache has no matching
     file.
 
@@ -74,27 +63,34 @@ def load_source(
       skipped      list[str], files that could not be read; skip_reasons says why
       num_files    int, files looked at (decoded or skipped)
     """
-    if isinstance(found, ImageListing):
-        files = [item.path for item in found.items] + [Path(path) for path, _ in found.skipped]
-        settings = {"source": source, "hr_size": hr_size, "intensity": intensity}
-        build = partial(build_images, found, hr_size, intensity)
-    elif source == "real_scans":
-        files = [path for _, path in found if path.is_file()]  # a missing one is skipped and counted
-        settings = {"source": source, "hr_size": hr_size, "min_foreground": min_foreground, "intensity": intensity,
-                    "groups": [group for group, _ in found]}
-        build = partial(build_real_scans, found, min_foreground, hr_size, intensity)
-    else:
-        files = found
-        settings = {
-            "source": source, "hr_size": hr_size, "axes": list(axes), "min_foreground": min_foreground,
-            "intensity": intensity, **({"csf_closing": CSF_CLOSING} if source == "synth" else {}),
-        }
-        build = (partial(build_tissue_maps, files, axes, min_foreground, hr_size) if source == "synth" else
-                 partial(build_volumes, files, axes, min_foreground, hr_size, intensity))
-    name = f"{source}-{hr_size}px-{cache_key(files, settings)}.pt"
-    path = Path(cache_dir).expanduser().absolute() / name
+    files, keyed, build = SOURCES[settings.source].plan(settings, found)
+    keyed = {"source": settings.source, "hr_size": settings.hr_size, "intensity": settings.intensity, **keyed}
+    name = f"{settings.source}-{settings.hr_size}px-{cache_key(files, keyed)}.pt"
+    path = Path(settings.cache_dir).expanduser().absolute() / name
     data, hit = load_or_build(path, build)
     return data, hit, path
+
+
+def _images(settings: Source, listing: ImageListing) -> Plan:
+    files = [item.path for item in listing.items] + [Path(path) for path, _ in listing.skipped]
+    return files, {}, partial(build_images, listing, settings.hr_size, settings.intensity)
+
+
+def _volumes(settings: Source, files: list[Path]) -> Plan:
+    return files, {"axes": list(settings.axes), "min_foreground": settings.min_foreground}, partial(
+        build_volumes, files, settings.axes, settings.min_foreground, settings.hr_size, settings.intensity)
+
+
+def _tissue_maps(settings: Source, files: list[Path]) -> Plan:
+    keyed = {"axes": list(settings.axes), "min_foreground": settings.min_foreground, "csf_closing": CSF_CLOSING}
+    return files, keyed, partial(build_tissue_maps, files, settings.axes, settings.min_foreground, settings.hr_size)
+
+
+def _real_scans(settings: Source, found: list[tuple[str, Path]]) -> Plan:
+    files = [path for _, path in found if path.is_file()]  # a missing one is skipped and counted
+    keyed = {"min_foreground": settings.min_foreground, "groups": [group for group, _ in found]}
+    return files, keyed, partial(build_real_scans, found, settings.min_foreground, settings.hr_size,
+                                 settings.intensity)
 
 
 def build_images(listing: ImageListing, hr_size: int, intensity: str = "minmax") -> dict[str, Any]:
@@ -147,3 +143,24 @@ def _require_some(decoded: int, skipped: list[tuple[str, str]]) -> None:
             f"none of the {len(skipped)} files could be read, e.g. {path} ({reason}): "
             f"check data.root and data.source"
         )
+
+
+@dataclass(frozen=True)
+class SourceKind:
+    """A data source (`data.source`): how its files are found from data.root and how they are decoded."""
+
+    find: Callable[[str | Path | None], Found]  # from data.root; DataError naming it and the fix
+    plan: Callable[[Source, Any], Plan]
+    embedded: bool = False  # reads files inside installed packages, not data.root
+
+
+SOURCES = {
+    "kaggle": SourceKind(kaggle_listing, _images),
+    "folder": SourceKind(folder_listing, _images),
+    "nifti": SourceKind(volume_files, _volumes),
+    "mni152": SourceKind(lambda root: [mni152_file()], _volumes, embedded=True),
+    "synth": SourceKind(lambda root: tissue_files(), _tissue_maps, embedded=True),
+    "real_scans": SourceKind(lambda root: real_scan_files(), _real_scans, embedded=True),
+}
+# The sources that read files from inside installed packages, not from data.root.
+EMBEDDED = tuple(name for name, kind in SOURCES.items() if kind.embedded)

@@ -186,11 +186,7 @@ class SRDataModule(L.LightningDataModule):
         return "\n".join(lines)
 
     def _load(self) -> tuple[dict[str, Any], bool, Path]:
-        source = self.source
-        return load_source(
-            source.source, self._found, source.hr_size, source.axes, source.min_foreground, source.cache_dir,
-            source.intensity,
-        )
+        return load_source(self.source, self._found)
 
     def _datasets(self) -> tuple[HRDataset, HRDataset, HRDataset]:
         return self._ready(self.train_set), self._ready(self.val_set), self._ready(self.test_set)

@@ -59,8 +59,8 @@ def test_files_that_are_no_model_get_one_line(tmp_path, capsys):
     notes = tmp_path / "notes.txt"
     notes.write_text("not a model")
     error = _load_error(notes, capsys)
-    assert "ckpt=" in error and "notes.txt is none of a checkpoint (.ckpt, from medivision.train), an ONNX or a " \
-        "safetensors model file" in error and len(error.splitlines()) == 1
+    assert "ckpt=" in error and "notes.txt is none of a checkpoint (.ckpt, from medivision.train), an ONNX file " \
+        "(.onnx, from medivision.export) or a safetensors model file" in error and len(error.splitlines()) == 1
 
 
 def test_the_bundled_model_is_small_and_carries_its_provenance():

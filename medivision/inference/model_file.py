@@ -31,6 +31,13 @@ BUNDLED_THICK_MODEL = "general_thick"  # the through-plane prior, likewise
 # /65535); NIfTI volumes were divided by a percentile, which no policy reproduces.
 UNRECORDED_INTENSITY = "dtype"
 NOTE = "outputs are model estimates, not measurements; input and output in [0, 1]"
+# The model files the tools read, by suffix: what each is, and its backend, "onnx" (ONNX Runtime, the core
+# install) or "torch" (PyTorch, the [train] extra). medivision.export writes .onnx and .safetensors.
+MODEL_FILES = {
+    ".ckpt": ("a checkpoint (.ckpt, from medivision.train)", "torch"),
+    ".onnx": ("an ONNX file (.onnx, from medivision.export)", "onnx"),
+    ".safetensors": ("a safetensors model file (.safetensors, from medivision.export)", "torch"),
+}
 
 
 def bundled_model_path(suffix: str = ".onnx", name: str = BUNDLED_MODEL) -> Path:

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import numpy as np
 
-from medivision.inference.model_file import BUNDLED_MODEL, bundled_model_path, short_commit
+from medivision.inference.model_file import BUNDLED_MODEL, MODEL_FILES, bundled_model_path, short_commit
 from medivision.inference.onnx import OnnxSR
 from medivision.io.errors import TRAIN_EXTRA
 
@@ -54,8 +54,8 @@ def load_model(path: str | Path | None, device: str = "cpu", precision: str = "f
         return model
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"ckpt={path} does not exist: pass a .ckpt checkpoint, an exported .onnx or "
-                                ".safetensors file, or no ckpt for the bundled general model")
+        raise FileNotFoundError(f"ckpt={path} does not exist: pass {_described()}, or no ckpt for the bundled "
+                                "general model")
     return _load(path, device, precision, threads)
 
 
@@ -69,7 +69,8 @@ def check_device(device: str) -> str:
 
 
 def _load(path: Path, device: str, precision: str, threads: int) -> SRModel:
-    if path.suffix.lower() == ".onnx":
+    known, backend = path.suffix.lower() in MODEL_FILES, MODEL_FILES.get(path.suffix.lower(), ("", "torch"))[1]
+    if backend == "onnx":
         if precision != "fp32":
             raise ValueError(f"precision={precision} applies to checkpoints and model files; {path.name} is an ONNX "
                              "file, which runs in float32: use precision=fp32 or the .safetensors/.ckpt file")
@@ -82,10 +83,15 @@ def _load(path: Path, device: str, precision: str, threads: int) -> SRModel:
     try:
         return TorchSR(path, device, precision, threads)
     except ValueError as error:
-        if path.suffix.lower() in (".ckpt", ".safetensors"):
+        if known:
             raise
-        raise ValueError(f"ckpt={path} is none of a checkpoint (.ckpt, from medivision.train), an ONNX or a "
-                         f"safetensors model file (from medivision.export): {error}") from error
+        raise ValueError(f"ckpt={path} is none of {_described()}: {error}") from error
+
+
+def _described() -> str:
+    """The model files the tools read, for messages."""
+    described = [what for what, _ in MODEL_FILES.values()]
+    return ", ".join(described[:-1]) + " or " + described[-1]
 
 
 def has_torch() -> bool:

@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from medivision.io.formats import detect
-from medivision.io.images import OUTPUT_SUFFIXES, output_suffix
-from medivision.io.nifti import is_nifti
+from medivision.io.formats import FORMATS, detect
 
-KINDS_TEXT = "PNG/JPEG/TIFF images, DICOM files (.dcm or with a DICM preamble) or NIfTI volumes (.nii/.nii.gz)"
+_DESCRIBED = [format.described for format in FORMATS.values()]
+KINDS_TEXT = ", ".join(_DESCRIBED[:-1]) + " or " + _DESCRIBED[-1]
 
 
 @dataclass
@@ -75,10 +74,12 @@ def _plan_file(source: Path, target: Path, dicom_format: str) -> Plan:
     if kind is None:
         raise ValueError(f"input={source} is none of {KINDS_TEXT}")
     if target.is_dir():
-        target = target / _output_name(source, kind, dicom_format)
-    _check_suffix(target, kind, dicom_format)
+        target = target / FORMATS[kind].output_name(source, dicom_format)
+    problem = FORMATS[kind].output_problem(target, dicom_format)
+    if problem:
+        raise ValueError(f"output={target}: {problem}")
     result = Plan()
-    getattr(result, _LISTS[kind]).append((source, target))
+    getattr(result, FORMATS[kind].plan_list).append((source, target))
     return result
 
 
@@ -100,33 +101,11 @@ def _plan_folder(source: Path, target: Path, dicom_format: str, allow_inside_inp
             result.ignored += 1
             continue
         relative = path.relative_to(source)
-        getattr(result, _LISTS[kind]).append((path, target / relative.parent / _output_name(path, kind, dicom_format)))
+        output = target / relative.parent / FORMATS[kind].output_name(path, dicom_format)
+        getattr(result, FORMATS[kind].plan_list).append((path, output))
     if not result.pairs:
         raise ValueError(f"input={source} holds no {KINDS_TEXT} (searched recursively)")
     return result
-
-
-_LISTS = {"image": "images", "dicom": "dicom", "nifti": "nifti"}
-
-
-def _output_name(source: Path, kind: str, dicom_format: str) -> str:
-    if kind == "image":
-        return source.stem + output_suffix(source)
-    if kind == "dicom" and dicom_format == "png":
-        return (source.stem if source.suffix.lower() in (".dcm", ".dicom") else source.name) + ".png"
-    return source.name
-
-
-def _check_suffix(target: Path, kind: str, dicom_format: str) -> None:
-    suffix = target.suffix.lower()
-    if kind == "image" and suffix not in OUTPUT_SUFFIXES:
-        raise ValueError(f"output={target}: name a .png or .tif file (lossless) or an existing folder for an image")
-    if kind == "nifti" and not is_nifti(target):
-        raise ValueError(f"output={target}: name a .nii or .nii.gz file or an existing folder for a NIfTI input")
-    if kind == "dicom" and dicom_format == "png" and suffix != ".png":
-        raise ValueError(f"output={target}: name a .png file with dicom_format=png")
-    if kind == "dicom" and dicom_format == "dicom" and (suffix in OUTPUT_SUFFIXES or is_nifti(target)):
-        raise ValueError(f"output={target}: a DICOM input writes DICOM; pass dicom_format=png for a PNG")
 
 
 def _refuse_overwrites(result: Plan, overwrite: bool) -> None:

@@ -3,7 +3,7 @@ import torch
 from torchvision.models import vgg19
 
 import medivision.training.losses
-from medivision.training.losses import AdversarialLoss, PerceptualLoss, PixelLoss, vgg19_layer_index
+from medivision.training.losses import ADVERSARIAL, AdversarialLoss, PerceptualLoss, PixelLoss, vgg19_layer_index
 
 
 def test_pixel_loss_kinds_carry_their_weight():
@@ -85,3 +85,25 @@ def test_adversarial_weight_scales_the_generator_term_only():
     real, fake = torch.randn(8), torch.randn(8)
     assert weighted.generator(fake, real).item() == pytest.approx(0.1 * plain.generator(fake, real).item())
     assert weighted.discriminator(real, fake).item() == pytest.approx(plain.discriminator(real, fake).item())
+
+
+def test_adversarial_kinds_are_the_registry_and_a_wrong_one_names_them():
+    assert list(ADVERSARIAL) == ["vanilla", "lsgan", "hinge", "relativistic"]
+    with pytest.raises(ValueError, match="^kind='wgan' is not one of vanilla, lsgan, hinge, relativistic$"):
+        AdversarialLoss("wgan")
+
+
+def test_adversarial_losses_are_the_textbook_formulas():
+    real, fake = torch.randn(8), torch.randn(8)
+    softplus = torch.nn.functional.softplus  # binary cross-entropy with logits: softplus(-x) for 1, softplus(x) for 0
+    expected = {
+        "vanilla": (0.5 * (softplus(-real).mean() + softplus(fake).mean()), softplus(-fake).mean()),
+        "lsgan": (0.5 * (((real - 1) ** 2).mean() + (fake**2).mean()), ((fake - 1) ** 2).mean()),
+        "hinge": ((1 - real).clamp_min(0).mean() + (1 + fake).clamp_min(0).mean(), -fake.mean()),
+        "relativistic": (0.5 * (softplus(-(real - fake.mean())).mean() + softplus(fake - real.mean()).mean()),
+                         0.5 * (softplus(real - fake.mean()).mean() + softplus(-(fake - real.mean())).mean())),
+    }
+    for kind, (d_loss, g_loss) in expected.items():
+        loss = AdversarialLoss(kind)
+        torch.testing.assert_close(loss.discriminator(real, fake), d_loss, msg=kind)
+        torch.testing.assert_close(loss.generator(fake, real), g_loss, msg=kind)

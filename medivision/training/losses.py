@@ -4,7 +4,10 @@ All image inputs are [B, 1, H, W] in [0, 1]; every loss returns a scalar tensor.
 """
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -12,20 +15,13 @@ from torch import Tensor, nn
 from torchvision.models import VGG19_Weights
 from torchvision.models.vgg import cfgs, make_layers
 
-PIXEL_KINDS = ("l1", "mse")
-ADVERSARIAL_KINDS = ("vanilla", "lsgan", "hinge", "relativistic")
+T = TypeVar("T")
+
+# The pixel distances `kind`/`criterion` name: (a, b) of the same shape -> their mean distance, a scalar.
+DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l1": F.l1_loss, "mse": F.mse_loss}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _warned_random_vgg = False
-
-
-def distance(a: Tensor, b: Tensor, kind: str = "l1") -> Tensor:
-    """Mean absolute (l1) or squared (mse) difference of two tensors of the same shape."""
-    if kind == "l1":
-        return F.l1_loss(a, b)
-    if kind == "mse":
-        return F.mse_loss(a, b)
-    raise ValueError(f"kind={kind!r} is not one of {', '.join(PIXEL_KINDS)}")
 
 
 def _check_weight(weight: float) -> float:
@@ -34,10 +30,11 @@ def _check_weight(weight: float) -> float:
     return weight
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
-    return value
+def _choose(name: str, value: str, table: dict[str, T]) -> T:
+    """table[value]: the one check of a kind named in the config, naming the kinds there are."""
+    if value not in table:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(table)}")
+    return table[value]
 
 
 class PixelLoss(nn.Module):
@@ -45,10 +42,11 @@ class PixelLoss(nn.Module):
 
     def __init__(self, kind: str = "l1", weight: float = 1.0):
         super().__init__()
-        self.kind, self.weight = _check_choice("kind", kind, PIXEL_KINDS), _check_weight(weight)
+        self.kind, self.weight = kind, _check_weight(weight)
+        self.distance = _choose("kind", kind, DISTANCES)
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
-        return self.weight * distance(sr, hr, self.kind)
+        return self.weight * self.distance(sr, hr)
 
 
 def vgg19_layer_index(layer: str) -> int:
@@ -129,7 +127,7 @@ class PerceptualLoss(nn.Module):
 
     def __init__(self, layer: str = "conv5_4", weights: str = "imagenet", criterion: str = "l1", weight: float = 1.0):
         super().__init__()
-        self.criterion = _check_choice("criterion", criterion, PIXEL_KINDS)
+        self.criterion, self.distance = criterion, _choose("criterion", criterion, DISTANCES)
         self.weight = _check_weight(weight)
         self.__dict__["vgg"] = load_vgg19_features(weights, vgg19_layer_index(layer))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -150,45 +148,91 @@ class PerceptualLoss(nn.Module):
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         with torch.no_grad():
             target = self.features(hr)
-        return self.weight * distance(self.features(sr), target, self.criterion)
+        return self.weight * self.distance(self.features(sr), target)
+
+
+def _bce(logits: Tensor, is_real: bool) -> Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 1.0 if is_real else 0.0))
+
+
+def _squared(logits: Tensor, is_real: bool) -> Tensor:
+    return F.mse_loss(logits, torch.full_like(logits, 1.0 if is_real else 0.0))
+
+
+def _vanilla_d(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * (_bce(real, True) + _bce(fake, False))
+
+
+def _vanilla_g(fake: Tensor, real: Tensor | None) -> Tensor:
+    return _bce(fake, True)
+
+
+def _lsgan_d(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * (_squared(real, True) + _squared(fake, False))
+
+
+def _lsgan_g(fake: Tensor, real: Tensor | None) -> Tensor:
+    return _squared(fake, True)
+
+
+def _hinge_d(real: Tensor, fake: Tensor) -> Tensor:
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+def _hinge_g(fake: Tensor, real: Tensor | None) -> Tensor:
+    return -fake.mean()
+
+
+def _relativistic_d(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * (_bce(real - fake.mean(), True) + _bce(fake - real.mean(), False))
+
+
+def _relativistic_g(fake: Tensor, real: Tensor | None) -> Tensor:
+    real = real.detach()
+    return 0.5 * (_bce(real - fake.mean(), False) + _bce(fake - real.mean(), True))
+
+
+@dataclass(frozen=True)
+class GanObjective:
+    """One adversarial loss on discriminator logits [B] (any real values); each function returns a scalar.
+
+    discriminator(real, fake): the loss that trains D to score `real` above `fake`.
+    generator(fake, real): the loss that trains G to make `fake` score as real; `real` is None unless
+    `uses_real` (then the logits of the batch's real images, which the loss does not train D with).
+    """
+
+    discriminator: Callable[[Tensor, Tensor], Tensor]
+    generator: Callable[[Tensor, Tensor | None], Tensor]
+    uses_real: bool = False
+
+
+# The adversarial losses `model.loss.adversarial.kind` names (functions, not lambdas: ddp_spawn pickles the module);
+# a new one is its two functions and one entry here, and its name in the config.
+ADVERSARIAL: dict[str, GanObjective] = {
+    "vanilla": GanObjective(_vanilla_d, _vanilla_g),
+    "lsgan": GanObjective(_lsgan_d, _lsgan_g),
+    "hinge": GanObjective(_hinge_d, _hinge_g),
+    # relativistic average (ESRGAN): each side scored against the mean of the other
+    "relativistic": GanObjective(_relativistic_d, _relativistic_g, uses_real=True),
+}
 
 
 class AdversarialLoss(nn.Module):
-    """GAN objectives on discriminator logits [B]; the generator's term is multiplied by `weight`.
-
-    vanilla: binary cross-entropy; lsgan: least squares; hinge; relativistic: relativistic average
-    (ESRGAN), which also needs the real logits in the generator loss.
-    """
+    """The GAN objective named `kind` (vanilla: binary cross-entropy; lsgan: least squares; hinge; relativistic:
+    relativistic average) on discriminator logits [B]; the generator's term is multiplied by `weight`."""
 
     def __init__(self, kind: str = "vanilla", weight: float = 1.0):
         super().__init__()
-        self.kind, self.weight = _check_choice("kind", kind, ADVERSARIAL_KINDS), _check_weight(weight)
+        self.kind, self.weight = kind, _check_weight(weight)
+        self.objective = _choose("kind", kind, ADVERSARIAL)
 
     def discriminator(self, real: Tensor, fake: Tensor) -> Tensor:
         """Loss that trains D to score `real` above `fake`."""
-        if self.kind == "relativistic":
-            real, fake = real - fake.mean(), fake - real.mean()
-        if self.kind == "hinge":
-            return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-        return 0.5 * (self._target(real, True) + self._target(fake, False))
+        return self.objective.discriminator(real, fake)
 
     def generator(self, fake: Tensor, real: Tensor | None) -> Tensor:
-        """weight * the loss that trains G to make `fake` score as real. `real` is used by the relativistic
-        kind only."""
-        if self.kind == "relativistic":
-            real = real.detach()
-            loss = 0.5 * (self._target(real - fake.mean(), False) + self._target(fake - real.mean(), True))
-        elif self.kind == "hinge":
-            loss = -fake.mean()
-        else:
-            loss = self._target(fake, True)
-        return self.weight * loss
-
-    def _target(self, logits: Tensor, is_real: bool) -> Tensor:
-        target = torch.full_like(logits, 1.0 if is_real else 0.0)
-        if self.kind == "lsgan":
-            return F.mse_loss(logits, target)
-        return F.binary_cross_entropy_with_logits(logits, target)
+        """weight * the loss that trains G to make `fake` score as real (`real`: see GanObjective)."""
+        return self.weight * self.objective.generator(fake, real)
 
 
 class GeneratorLoss(nn.Module):
@@ -209,7 +253,7 @@ class GeneratorLoss(nn.Module):
         if gan_stage and self.perceptual is not None:
             losses["perceptual"] = self.perceptual(sr, hr)
         if gan_stage and self.adversarial is not None and discriminator is not None:
-            real = discriminator(hr).detach() if self.adversarial.kind == "relativistic" else None
+            real = discriminator(hr).detach() if self.adversarial.objective.uses_real else None
             losses["adversarial"] = self.adversarial.generator(discriminator(sr), real)
         losses["g_loss"] = sum(losses.values())
         return losses

@@ -3,17 +3,15 @@
 All image inputs are [B, 1, H, W] in [0, 1]; every loss returns a scalar tensor.
 """
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import VGG19_Weights
-from torchvision.models.vgg import cfgs, make_layers
+
+from medivision.training.vgg import load_vgg19_features, vgg19_layer_index
 
 T = TypeVar("T")
 
@@ -21,13 +19,11 @@ T = TypeVar("T")
 DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l1": F.l1_loss, "mse": F.mse_loss}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_warned_random_vgg = False
 
 
-def _check_weight(weight: float) -> float:
+def _check_weight(weight: float) -> None:
     if weight < 0:
         raise ValueError(f"weight={weight} must be >= 0")
-    return weight
 
 
 def _choose(name: str, value: str, table: dict[str, T]) -> T:
@@ -37,85 +33,43 @@ def _choose(name: str, value: str, table: dict[str, T]) -> T:
     return table[value]
 
 
+@dataclass(frozen=True)
+class PixelOptions:
+    """model.loss.pixel: `kind` l1 | mse (DISTANCES), `weight` >= 0; checked here, once."""
+
+    kind: str = "l1"
+    weight: float = 1.0
+
+    def __post_init__(self):
+        _choose("kind", self.kind, DISTANCES)
+        _check_weight(self.weight)
+
+
 class PixelLoss(nn.Module):
     """weight * distance(SR, HR): mean absolute (l1) or squared (mse) error."""
 
-    def __init__(self, kind: str = "l1", weight: float = 1.0):
+    def __init__(self, options: PixelOptions = PixelOptions()):
         super().__init__()
-        self.kind, self.weight = kind, _check_weight(weight)
-        self.distance = _choose("kind", kind, DISTANCES)
+        self.kind, self.weight, self.distance = options.kind, options.weight, DISTANCES[options.kind]
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         return self.weight * self.distance(sr, hr)
 
 
-def vgg19_layer_index(layer: str) -> int:
-    """Index in VGG19's `features` of a conv layer named like 'conv5_4' (its output, before the ReLU)."""
-    index, block, conv = 0, 1, 0
-    for entry in cfgs["E"]:  # VGG19: widths, "M" for max pooling; each conv is followed by a ReLU
-        if entry == "M":
-            index, block, conv = index + 1, block + 1, 0
-            continue
-        conv += 1
-        if f"conv{block}_{conv}" == layer:
-            return index
-        index += 2
-    raise ValueError(f"layer={layer!r} is not a VGG19 conv layer (conv1_1 ... conv5_4)")
+@dataclass(frozen=True)
+class PerceptualOptions:
+    """model.loss.perceptual: VGG19 conv `layer` (its output before the ReLU), `weights` (load_vgg19_features),
+    `criterion` l1 | mse (DISTANCES), `weight` >= 0. Kind and weight are checked here, the layer and the weights
+    file only when the loss is built (a run that does not use the term does not need them)."""
 
+    layer: str = "conv5_4"
+    weights: str = "imagenet"
+    criterion: str = "l1"
+    weight: float = 1.0
 
-def load_vgg19_features(weights: str, upto: int) -> nn.Sequential:
-    """VGG19 `features[: upto + 1]`, frozen and in eval mode.
-
-    weights: 'imagenet' (torchvision IMAGENET1K_V1 from the torch hub cache, downloaded if absent),
-    a path to a VGG19 state dict (full model or `features` only), or 'random' (tests and offline demos only).
-    """
-    global _warned_random_vgg
-    features = make_layers(cfgs["E"])
-    if weights == "imagenet":
-        features.load_state_dict(_features_only(_imagenet_state_dict()))
-    elif weights == "random":
-        if not _warned_random_vgg:
-            warnings.warn(
-                "VGG19 perceptual loss uses RANDOM weights (weights=random): "
-                "fine for tests and offline demos, not for research results.",
-                stacklevel=2,
-            )
-            _warned_random_vgg = True
-    else:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"weights={weights!r}: no such file. Use 'imagenet', 'random' "
-                "or the path of a VGG19 state dict."
-            )
-        state = _features_only(torch.load(path, map_location="cpu", weights_only=True))
-        missing = [key for key in features.state_dict() if key not in state]
-        if missing:
-            raise ValueError(f"{path} is not a VGG19 state dict: it lacks features.{missing[0]} and others")
-        features.load_state_dict(state)
-    features = features[: upto + 1].eval()
-    features.requires_grad_(False)
-    return features
-
-
-def _features_only(state: dict) -> dict:
-    """The `features.*` entries of a full VGG19 state dict without their prefix; others pass unchanged."""
-    if not any(key.startswith("features.") for key in state):
-        return state
-    return {key.removeprefix("features."): value for key, value in state.items() if key.startswith("features.")}
-
-
-def _imagenet_state_dict() -> dict:
-    url = VGG19_Weights.IMAGENET1K_V1.url
-    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
-    try:
-        return torch.hub.load_state_dict_from_url(url, progress=False, map_location="cpu", weights_only=True)
-    except Exception as error:  # offline: URLError, socket errors, HTTP errors
-        raise FileNotFoundError(
-            f"VGG19 ImageNet weights are not in the torch hub cache ({target}) and could not be downloaded "
-            f"({type(error).__name__}). Copy vgg19-dcbb9e9d.pth from {url} to {target}, or set the perceptual "
-            "loss's weights=/path/to/vgg19.pth (or =random for tests only)."
-        ) from error
+    def __post_init__(self):
+        _choose("criterion", self.criterion, DISTANCES)
+        _check_weight(self.weight)
 
 
 class PerceptualLoss(nn.Module):
@@ -125,11 +79,10 @@ class PerceptualLoss(nn.Module):
     submodule: it is frozen, never in an optimizer, never in a checkpoint, and follows the input's device.
     """
 
-    def __init__(self, layer: str = "conv5_4", weights: str = "imagenet", criterion: str = "l1", weight: float = 1.0):
+    def __init__(self, options: PerceptualOptions = PerceptualOptions()):
         super().__init__()
-        self.criterion, self.distance = criterion, _choose("criterion", criterion, DISTANCES)
-        self.weight = _check_weight(weight)
-        self.__dict__["vgg"] = load_vgg19_features(weights, vgg19_layer_index(layer))
+        self.criterion, self.weight, self.distance = options.criterion, options.weight, DISTANCES[options.criterion]
+        self.__dict__["vgg"] = load_vgg19_features(options.weights, vgg19_layer_index(options.layer))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -217,14 +170,25 @@ ADVERSARIAL: dict[str, GanObjective] = {
 }
 
 
+@dataclass(frozen=True)
+class AdversarialOptions:
+    """model.loss.adversarial: `kind` (ADVERSARIAL), `weight` >= 0 (0: no discriminator); checked here, once."""
+
+    kind: str = "vanilla"
+    weight: float = 1.0
+
+    def __post_init__(self):
+        _choose("kind", self.kind, ADVERSARIAL)
+        _check_weight(self.weight)
+
+
 class AdversarialLoss(nn.Module):
     """The GAN objective named `kind` (vanilla: binary cross-entropy; lsgan: least squares; hinge; relativistic:
     relativistic average) on discriminator logits [B]; the generator's term is multiplied by `weight`."""
 
-    def __init__(self, kind: str = "vanilla", weight: float = 1.0):
+    def __init__(self, options: AdversarialOptions = AdversarialOptions()):
         super().__init__()
-        self.kind, self.weight = kind, _check_weight(weight)
-        self.objective = _choose("kind", kind, ADVERSARIAL)
+        self.kind, self.weight, self.objective = options.kind, options.weight, ADVERSARIAL[options.kind]
 
     def discriminator(self, real: Tensor, fake: Tensor) -> Tensor:
         """Loss that trains D to score `real` above `fake`."""
@@ -235,17 +199,30 @@ class AdversarialLoss(nn.Module):
         return self.weight * self.objective.generator(fake, real)
 
 
+@dataclass(frozen=True)
+class LossOptions:
+    """model.loss: the options of the three terms."""
+
+    pixel: PixelOptions = PixelOptions()
+    perceptual: PerceptualOptions = PerceptualOptions()
+    adversarial: AdversarialOptions = AdversarialOptions()
+
+
 class GeneratorLoss(nn.Module):
     """The generator's loss recipe: weighted pixel + perceptual + adversarial terms and their sum.
 
-    perceptual is None when its weight is 0 (or in an SRResNet run); the adversarial term is computed only with a
-    discriminator (none is built when its weight is 0); a term is left out in
+    perceptual is None when its weight is 0 (or in an SRResNet run, `gan` false); the adversarial term is computed
+    only with a discriminator (none is built when its weight is 0); a term is left out in
     pixel-only pretraining (`gan_stage` False). Images [B, 1, H, W] in [0, 1]; every term a scalar tensor.
     """
 
-    def __init__(self, pixel: PixelLoss, perceptual: PerceptualLoss | None, adversarial: AdversarialLoss | None):
+    def __init__(self, options: LossOptions, gan: bool):
         super().__init__()
-        self.pixel, self.perceptual, self.adversarial = pixel, perceptual, adversarial
+        self.pixel = PixelLoss(options.pixel)
+        uses_perceptual = gan and options.perceptual.weight > 0
+        # VGG19 is loaded only when the term is used
+        self.perceptual = PerceptualLoss(options.perceptual) if uses_perceptual else None
+        self.adversarial = AdversarialLoss(options.adversarial)
 
     def forward(self, sr: Tensor, hr: Tensor, discriminator: nn.Module | None, gan_stage: bool) -> dict[str, Tensor]:
         """{"pixel", "perceptual", "adversarial" (those that apply), "g_loss": their sum}."""

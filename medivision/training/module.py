@@ -1,12 +1,11 @@
 """The LightningModule: SRResNet pixel-loss pretraining, then the SRGAN stage, with an EMA generator."""
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import MultiStepLR
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
@@ -16,8 +15,9 @@ from medivision.io.intensity import INTENSITY_POLICIES
 from medivision.nets import ClampedGenerator, Discriminator, SRResNet
 from medivision.nets.speed import apply_speed_options
 from medivision.training.ema import EMA
-from medivision.training.losses import AdversarialLoss, GeneratorLoss, PerceptualLoss, PixelLoss
+from medivision.training.losses import AdversarialOptions, GeneratorLoss, LossOptions, PerceptualOptions, PixelOptions
 from medivision.training.nan_guard import NaNGuard
+from medivision.training.schedule import Optimization, Stages
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
 T = TypeVar("T")
@@ -46,6 +46,11 @@ class SRModule(L.LightningModule):
     `intensity` is not used in training: checkpoints keep it, so that every tool feeds the model the way its
     data was mapped to [0, 1] (medivision.io.intensity).
 
+    The arguments are the `model` config as Hydra gives it, and checkpoints keep them as given (plain containers,
+    which load as data): `generator` and `discriminator` are the keyword arguments of SRResNet and Discriminator
+    (tools rebuild the generator from the checkpoint's copy), `loss` maps each term to its options. They are
+    checked and turned into typed values here, once: the networks, `loss_options`, `stages`, `optimization`.
+
     A batch whose loss is not finite (NaN/Inf) changes nothing: the NaN guard (medivision.training.nan_guard)
     skips each update whose gradients are not finite, holds the EMA and puts the networks' buffers (BatchNorm
     statistics, spectral-norm vectors) back, all decided on the device, so that nothing in a training step
@@ -57,9 +62,9 @@ class SRModule(L.LightningModule):
 
     def __init__(
         self,
-        generator: dict,
-        discriminator: dict,
-        loss: dict,
+        generator: Mapping[str, Any],
+        discriminator: Mapping[str, Any],
+        loss: Mapping[str, Mapping[str, Any]],
         optimizer_g: OptimizerFactory,
         optimizer_d: OptimizerFactory,
         gan: bool = True,
@@ -78,8 +83,9 @@ class SRModule(L.LightningModule):
         # train.py logs the whole Hydra config; the module keeps its own arguments for checkpoints only
         self.save_hyperparameters(ignore=["optimizer_g", "optimizer_d"], logger=False)
         self.automatic_optimization = False
-        if pretrain_epochs < 0:
-            raise ValueError(f"model.pretrain_epochs={pretrain_epochs} must be >= 0")
+        self.stages = _configured("model.", Stages, gan, pretrain_epochs)
+        self.optimization = Optimization(tuple(lr_milestones), lr_gamma, gradient_clip)
+        self.loss_options = _loss_options(loss)
         if intensity not in INTENSITY_POLICIES:
             raise ValueError(f"model.intensity={intensity!r} is not one of {', '.join(INTENSITY_POLICIES)}")
         self.guard = _configured("model.", NaNGuard, max_bad_steps=max_bad_steps)
@@ -91,10 +97,10 @@ class SRModule(L.LightningModule):
         # Not a registered submodule: it wraps ema.module, whose weights the checkpoint holds once.
         self.__dict__["served"] = ClampedGenerator(self.ema.module)
         self.scale = self.generator.scale
-        self.losses = _generator_loss(loss, gan)
-        uses_adversarial = gan and self.losses.adversarial.weight > 0
+        # of the terms, only the perceptual one can fail to build: on its VGG layer name or weights file
+        self.losses = _configured("model.loss.perceptual.", GeneratorLoss, self.loss_options, gan)
         self.discriminator = (_configured("model.discriminator.", Discriminator, **discriminator)
-                              if uses_adversarial else None)
+                              if gan and self.loss_options.adversarial.weight > 0 else None)
         self.metrics = nn.ModuleDict({"val": _metrics(), "test": _metrics()})
         # Epoch means of the training losses over the batches that were not skipped (synced across processes).
         self.epoch_losses = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in LOSS_NAMES})
@@ -107,7 +113,8 @@ class SRModule(L.LightningModule):
 
     @property
     def gan_stage(self) -> bool:
-        return self.hparams.gan and self.current_epoch >= self.hparams.pretrain_epochs
+        """Whether the current epoch trains the GAN (after pixel pretraining)."""
+        return self.stages.gan_stage(self.current_epoch)
 
     def forward(self, lr: Tensor) -> Tensor:
         """EMA generator: LR [B, 1, h, w] in [0, 1] -> SR [B, 1, 4h, 4w] clamped to [0, 1]."""
@@ -142,8 +149,8 @@ class SRModule(L.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         """Inside optimizer.step(), after the callbacks' hooks and after a mixed-precision scaler unscaled the
         gradients: clipping, then the NaN guard's update."""
-        if self.hparams.gradient_clip > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip,
+        if self.optimization.gradient_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.optimization.gradient_clip,
                                 gradient_clip_algorithm="norm")
         self.guard.step(optimizer)
 
@@ -223,9 +230,8 @@ class SRModule(L.LightningModule):
         optimizers = {"generator": self.optimizer_g(self.generator.parameters())}
         if self.discriminator is not None:
             optimizers["discriminator"] = self.optimizer_d(self.discriminator.parameters())
-        milestones, gamma = list(self.hparams.lr_milestones), self.hparams.lr_gamma
         return [{"optimizer": optimizer,
-                 "lr_scheduler": {"scheduler": MultiStepLR(optimizer, milestones, gamma), "name": f"lr/{net}"}}
+                 "lr_scheduler": {"scheduler": self.optimization.scheduler(optimizer), "name": f"lr/{net}"}}
                 for net, optimizer in optimizers.items()]
 
 
@@ -234,18 +240,11 @@ def _ema_generator_weights(path: str) -> dict[str, Tensor]:
     return ema_generator_weights(load_checkpoint(path), f"model.init_from={path}")
 
 
-def _generator_loss(loss: dict, gan: bool) -> GeneratorLoss:
-    """The loss recipe from model.loss ({"pixel": {...}, "perceptual": {...}, "adversarial": {...}}, each the
-    keyword arguments of its loss class). VGG19 is built only when the perceptual term is used."""
-    perceptual = loss["perceptual"]
-    if perceptual["weight"] < 0:
-        raise ValueError(f"model.loss.perceptual.weight={perceptual['weight']} must be >= 0")
-    uses_perceptual = gan and perceptual["weight"] > 0
-    return GeneratorLoss(
-        _configured("model.loss.pixel.", PixelLoss, **loss["pixel"]),
-        _configured("model.loss.perceptual.", PerceptualLoss, **perceptual) if uses_perceptual else None,
-        _configured("model.loss.adversarial.", AdversarialLoss, **loss["adversarial"]),
-    )
+def _loss_options(loss: Mapping[str, Mapping[str, Any]]) -> LossOptions:
+    """model.loss ({"pixel": {...}, "perceptual": {...}, "adversarial": {...}}) as typed, checked options."""
+    terms = {"pixel": PixelOptions, "perceptual": PerceptualOptions, "adversarial": AdversarialOptions}
+    return LossOptions(**{name: _configured(f"model.loss.{name}.", options, **loss[name])
+                          for name, options in terms.items()})
 
 
 def _configured(key: str, factory: Callable[..., T], *args, **kwargs) -> T:

@@ -188,13 +188,11 @@ class SRModule(L.LightningModule):
         return self.guard.state()["bad_steps"]
 
     def on_train_epoch_start(self) -> None:
-        """This epoch's learning rates: every schedule is stepped once per finished epoch. Counting up to
-        current_epoch (rather than stepping at an epoch's end) also holds after resuming from a checkpoint
-        that was written at the end of an epoch, before such a step."""
+        """This epoch's learning rates, set from the milestones (EpochMultiStepLR.set_epoch): also right after
+        resuming from any checkpoint, and for the discriminator, whose optimizer first steps in the GAN stage."""
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            while scheduler.last_epoch < self.current_epoch:
-                scheduler.step()
+            scheduler.set_epoch(self.current_epoch)
 
     def on_train_epoch_end(self) -> None:
         self.guard.check(self.trainer)
@@ -225,8 +223,8 @@ class SRModule(L.LightningModule):
 
     def configure_optimizers(self):
         """Adam (or the configured optimizers) for G and D, each with a step decay per epoch: the learning rate
-        is multiplied by lr_gamma at every epoch in lr_milestones (MultiStepLR, stepped per epoch). The
-        schedules' names are the keys LearningRateMonitor logs (`lr/generator`, `lr/discriminator`)."""
+        is multiplied by lr_gamma at every epoch in lr_milestones (EpochMultiStepLR, set at each epoch's start).
+        The schedules' names are the keys LearningRateMonitor logs (`lr/generator`, `lr/discriminator`)."""
         optimizers = {"generator": self.optimizer_g(self.generator.parameters())}
         if self.discriminator is not None:
             optimizers["discriminator"] = self.optimizer_d(self.discriminator.parameters())

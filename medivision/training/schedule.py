@@ -1,5 +1,6 @@
 """When each training stage runs and how the learning rates decay, counted in epochs."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch.optim import Optimizer
@@ -32,6 +33,31 @@ class Optimization:
     lr_gamma: float = 0.5
     gradient_clip: float = 0.0
 
-    def scheduler(self, optimizer: Optimizer) -> MultiStepLR:
-        """`optimizer`'s schedule, stepped once per epoch."""
-        return MultiStepLR(optimizer, list(self.lr_milestones), self.lr_gamma)
+    def scheduler(self, optimizer: Optimizer) -> "EpochMultiStepLR":
+        """`optimizer`'s schedule, to be set to each epoch (EpochMultiStepLR.set_epoch)."""
+        return EpochMultiStepLR(optimizer, self.lr_milestones, self.lr_gamma)
+
+
+class EpochMultiStepLR(MultiStepLR):
+    """MultiStepLR whose epoch is set rather than stepped: `set_epoch(n)` gives the learning rates that n calls
+    of step() would, the same floats (the decays applied one milestone after another, from base_lrs).
+
+    Stepping would have to wait for the optimizer: torch warns when a schedule steps before its optimizer ever
+    did, which the discriminator's does through pixel pretraining, and the first GAN epoch must already run at
+    the decayed rate. Setting is also what a resumed run needs: the epoch a checkpoint continues at, whatever
+    the schedule's state was when it was written.
+    """
+
+    def __init__(self, optimizer: Optimizer, milestones: Sequence[int], gamma: float):
+        super().__init__(optimizer, list(milestones), gamma)
+
+    def set_epoch(self, epoch: int) -> None:
+        """The learning rates of epoch `epoch` (from 0) in every param group; last_epoch becomes `epoch`."""
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            lr = base
+            for milestone in sorted(self.milestones):
+                if milestone <= epoch:
+                    lr = lr * self.gamma ** self.milestones[milestone]
+            group["lr"] = lr
+        self.last_epoch = epoch
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]

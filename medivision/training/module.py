@@ -1,6 +1,7 @@
 """The LightningModule: SRResNet pixel-loss pretraining, then the SRGAN stage, with an EMA generator."""
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import lightning as L
@@ -20,6 +21,10 @@ from medivision.training.nan_guard import NaNGuard
 from medivision.training.schedule import Optimization, Stages
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+# Within `toggle(optimizer)` only that optimizer's parameters take gradients (LightningModule.toggled_optimizer).
+Toggle = Callable[[torch.optim.Optimizer], AbstractContextManager]
+# update(optimizer, loss, *earlier losses of the batch): backward of `loss`, then the optimizer's step.
+Update = Callable[..., None]
 T = TypeVar("T")
 LOSS_NAMES = ("pixel", "perceptual", "adversarial", "g_loss", "d_loss")
 
@@ -121,23 +126,43 @@ class SRModule(L.LightningModule):
         return self.__dict__["served"](lr)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        lr, hr = batch["lr"], batch["hr"]
         optimizers = self.optimizers()
         opt_g, opt_d = optimizers if isinstance(optimizers, list) else (optimizers, None)
         self.guard.start_batch(self._net_buffers(), self.global_step)
+        losses = self.train_batch(batch["lr"], batch["hr"], opt_g, opt_d, self.toggled_optimizer, self._update)
+        ok = self.guard.end_batch(losses, self.trainer.strategy.reduce)
+        self.ema.update(self.generator, self.global_step, accept=ok)
+        self._log_losses(losses, ok, batch["hr"].shape[0])
+
+    def train_batch(self, lr: Tensor, hr: Tensor, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer | None,
+                    toggle: Toggle, update: Update) -> dict[str, Tensor]:
+        """The updates of one batch (LR [B, 1, h, w], HR [B, 1, 4h, 4w], in [0, 1]): in the GAN stage the
+        discriminator block, then the generator block. Returns the losses, scalars: "d_loss" (GAN stage), "pixel",
+        "perceptual", "adversarial" (those that apply), "g_loss". `toggle` and `update` are how the caller runs an
+        optimizer: Lightning's (training_step) or plain PyTorch (medivision.benchmarks.training)."""
         sr = self.generator(lr)
         losses = {}
         if self.gan_stage and opt_d is not None:
-            with self.toggled_optimizer(opt_d):
-                losses["d_loss"] = self.losses.discriminator_loss(self.discriminator, sr, hr)
-                self._update(opt_d, losses["d_loss"])
-        with self.toggled_optimizer(opt_g):
-            earlier = [losses["d_loss"]] if "d_loss" in losses else []
-            losses.update(self.losses(sr, hr, self.discriminator, self.gan_stage))
-            self._update(opt_g, losses["g_loss"], *earlier)
-        ok = self.guard.end_batch(losses, self.trainer.strategy.reduce)
-        self.ema.update(self.generator, self.global_step, accept=ok)
-        self._log_losses(losses, ok, hr.shape[0])
+            losses["d_loss"] = self.discriminator_step(sr, hr, opt_d, toggle, update)
+        losses.update(self.generator_step(sr, hr, opt_g, toggle, update, *losses.values()))
+        return losses
+
+    def discriminator_step(self, sr: Tensor, hr: Tensor, optimizer: torch.optim.Optimizer, toggle: Toggle,
+                           update: Update) -> Tensor:
+        """D's loss on real `hr` and the generator's `sr`, detached, and D's update; returns the loss."""
+        with toggle(optimizer):
+            loss = self.losses.discriminator_loss(self.discriminator, sr, hr)
+            update(optimizer, loss)
+        return loss
+
+    def generator_step(self, sr: Tensor, hr: Tensor, optimizer: torch.optim.Optimizer, toggle: Toggle,
+                       update: Update, *earlier: Tensor) -> dict[str, Tensor]:
+        """G's losses on `sr` (those of the current stage) and G's update, which `earlier` losses of the batch
+        being non-finite also skip (NaN guard); returns the losses with their sum, "g_loss"."""
+        with toggle(optimizer):
+            losses = self.losses(sr, hr, self.discriminator, self.gan_stage)
+            update(optimizer, losses["g_loss"], *earlier)
+        return losses
 
     def _update(self, optimizer, loss: Tensor, *earlier: Tensor) -> None:
         """Backward and `optimizer`'s step, which the NaN guard skips when this or an `earlier` loss of the batch

@@ -5,15 +5,12 @@ All image inputs are [B, 1, H, W] in [0, 1]; every loss returns a scalar tensor.
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from medivision.training.vgg import load_vgg19_features, vgg19_layer_index
-
-T = TypeVar("T")
 
 # The pixel distances `kind`/`criterion` name: (a, b) of the same shape -> their mean distance, a scalar.
 DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l1": F.l1_loss, "mse": F.mse_loss}
@@ -26,11 +23,10 @@ def _check_weight(weight: float) -> None:
         raise ValueError(f"weight={weight} must be >= 0")
 
 
-def _choose(name: str, value: str, table: dict[str, T]) -> T:
-    """table[value]: the one check of a kind named in the config, naming the kinds there are."""
+def _check_kind(name: str, value: str, table: dict) -> None:
+    """The one check of a kind named in the config: a key of `table`, or an error naming the kinds there are."""
     if value not in table:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(table)}")
-    return table[value]
 
 
 @dataclass(frozen=True)
@@ -41,7 +37,7 @@ class PixelOptions:
     weight: float = 1.0
 
     def __post_init__(self):
-        _choose("kind", self.kind, DISTANCES)
+        _check_kind("kind", self.kind, DISTANCES)
         _check_weight(self.weight)
 
 
@@ -68,7 +64,7 @@ class PerceptualOptions:
     weight: float = 1.0
 
     def __post_init__(self):
-        _choose("criterion", self.criterion, DISTANCES)
+        _check_kind("criterion", self.criterion, DISTANCES)
         _check_weight(self.weight)
 
 
@@ -178,7 +174,7 @@ class AdversarialOptions:
     weight: float = 1.0
 
     def __post_init__(self):
-        _choose("kind", self.kind, ADVERSARIAL)
+        _check_kind("kind", self.kind, ADVERSARIAL)
         _check_weight(self.weight)
 
 

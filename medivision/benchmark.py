@@ -6,6 +6,7 @@ the machine, and writes the same numbers as JSON to `benchmark.output`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -25,7 +26,7 @@ with train_extra("medivision.benchmark"):
     from medivision.benchmarks.machine import describe
     from medivision.benchmarks.synthetic import write_kaggle_layout
     from medivision.benchmarks.table import format_report
-    from medivision.benchmarks.training import measure_training
+    from medivision.benchmarks.training import TrainingSettings, TrainingSetup, measure_training
     from medivision.data.datamodule import SRDataModule
     from medivision.data.decode import available_cpus
     from medivision.inference.checkpoints import TrainedGenerator, load_generator
@@ -65,12 +66,14 @@ def benchmark(cfg: DictConfig) -> dict:
         "synthetic_data": cfg.data.get("root") == str(Path(settings.synthetic.dir)),
     }
     if "data" in settings.sections:
-        report["data"] = measure_data(cfg, device, settings.data.loader_batches)
+        report["data"] = measure_data(Path(cfg.data.root), functools.partial(_datamodule, cfg), device,
+                                      settings.data.loader_batches)
     datamodule = _datamodule(cfg)
     if "training" in settings.sections:
-        training = settings.training
-        report["training"] = measure_training(cfg, datamodule, _datamodule(cfg), device, training.warmup,
-                                              training.steps, training.rounds)
+        setup = TrainingSetup(functools.partial(instantiate, cfg.model), functools.partial(_trainer, cfg), datamodule,
+                              _datamodule(cfg), str(cfg.trainer.precision))
+        training = TrainingSettings(settings.training.warmup, settings.training.steps, settings.training.rounds)
+        report["training"] = measure_training(setup, training, device)
     if "inference" in settings.sections:
         report["inference"] = _inference(cfg, trained, datamodule, device)
     report["load_average_at_end"] = os.getloadavg()[0]
@@ -80,11 +83,18 @@ def benchmark(cfg: DictConfig) -> dict:
     return report
 
 
-def _datamodule(cfg: DictConfig) -> SRDataModule:
-    datamodule: SRDataModule = instantiate(cfg.data)
+def _datamodule(cfg: DictConfig, **overrides) -> SRDataModule:
+    """cfg.data (with `overrides`), prepared and set up."""
+    datamodule: SRDataModule = instantiate(cfg.data, **overrides)
     datamodule.prepare_data()
     datamodule.setup()
     return datamodule
+
+
+def _trainer(cfg: DictConfig, **overrides) -> L.Trainer:
+    """cfg.trainer (with `overrides`) and new loggers of cfg.logger: each fit of the benchmark gets its own."""
+    loggers = [instantiate(logger) for logger in (cfg.get("logger") or {}).values()]
+    return instantiate(cfg.trainer, logger=loggers or False, **overrides)
 
 
 def _inference(cfg: DictConfig, trained: TrainedGenerator | None, datamodule: SRDataModule,

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from medivision.nets import Discriminator, SRResNet
-from medivision.nets.attention import CBAM, ChannelGate, SpatialGate, make_attention
+from medivision.nets.attention import ATTENTION, CBAM, ChannelGate, SpatialGate
 
 
 @pytest.mark.parametrize("attention", ["none", "channel", "spatial", "cbam"])
@@ -13,9 +13,10 @@ def test_generator_maps_lr_to_4x_for_any_size(attention):
 
 
 def test_attention_switch_builds_the_named_gate():
-    assert isinstance(make_attention("channel", 32), ChannelGate)
-    assert isinstance(make_attention("spatial", 32), SpatialGate)
-    cbam = make_attention("cbam", 32)
+    assert isinstance(ATTENTION["none"](32, 16), torch.nn.Identity)
+    assert isinstance(ATTENTION["channel"](32, 16), ChannelGate)
+    assert isinstance(ATTENTION["spatial"](32, 16), SpatialGate)
+    cbam = ATTENTION["cbam"](32, 16)
     assert isinstance(cbam, CBAM) and isinstance(cbam[0], ChannelGate) and isinstance(cbam[1], SpatialGate)
     block = SRResNet(channels=32, blocks=1, attention="cbam").body[0]
     assert isinstance(block.attention, CBAM)

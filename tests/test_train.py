@@ -1,13 +1,17 @@
 """Training end to end on a generated Kaggle-layout folder, with the real configs and a real Trainer."""
 
+import warnings
+
 import lightning as L
 import pytest
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger
+from torch.optim.lr_scheduler import MultiStepLR
 
 from medivision.inference.checkpoints import load_checkpoint
 from medivision.train import train
+from medivision.training.schedule import EpochMultiStepLR
 from tests.training import CONF_DIR, compose_train, tiny
 
 EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
@@ -141,6 +145,49 @@ def test_learning_rates_decay_at_the_milestones_also_across_a_resume(kaggle_root
         rates = [group["lr"] for state in checkpoint["optimizer_states"] for group in state["param_groups"]]
         assert rates == pytest.approx([1e-4 * 0.5**2] * 2), run  # epoch 2 ran after both milestones
         assert [state["last_epoch"] for state in checkpoint["lr_schedulers"]] == [2, 2], run
+
+
+class RateWatcher(L.Callback):
+    """Each optimizer's learning rate during each epoch's first batch."""
+
+    def __init__(self):
+        self.rates = []
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if batch_idx == 0:
+            self.rates.append([optimizer.param_groups[0]["lr"] for optimizer in trainer.optimizers])
+
+
+def test_learning_rates_follow_the_milestones_across_the_stage_boundary_without_warnings(kaggle_root, tmp_path):
+    """Epochs 0-1 pixel pretraining (D's optimizer never steps), 2-4 GAN; milestones in both stages. No schedule is
+    stepped before its optimizer ("Detected call of `lr_scheduler.step()` before `optimizer.step()`")."""
+    cfg = compose_train(tiny(kaggle_root, tmp_path, "model.pretrain_epochs=2", "model.lr_milestones=[1,3]",
+                             "model.lr_gamma=0.5", "trainer.max_epochs=5", "trainer.limit_train_batches=1",
+                             "trainer.check_val_every_n_epoch=5", "logger=none"))
+    watcher = RateWatcher()
+    module = instantiate(cfg.model)
+    trainer = instantiate(cfg.trainer, logger=False, callbacks=[watcher], enable_checkpointing=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(module, datamodule=instantiate(cfg.data))
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)], [str(w.message) for w in caught]
+    decays = [0, 1, 1, 2, 2]  # milestones at or before each epoch
+    assert watcher.rates == [[1e-4 * 0.5**n] * 2 for n in decays]
+
+
+def test_setting_a_schedule_to_an_epoch_gives_the_rates_of_stepping_to_it():
+    def optimizer():
+        return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.3)
+
+    stepped, opt = MultiStepLR(optimizer(), [0, 2, 2, 5], 0.1), None
+    for epoch in range(8):
+        opt = optimizer()
+        scheduler = EpochMultiStepLR(opt, [0, 2, 2, 5], 0.1)
+        scheduler.set_epoch(epoch)
+        assert opt.param_groups[0]["lr"] == stepped.get_last_lr()[0]  # the same float, not only close
+        assert scheduler.last_epoch == epoch and scheduler.get_last_lr() == stepped.get_last_lr()
+        stepped.optimizer.step()
+        stepped.step()
 
 
 def test_missing_data_root_says_which_key_and_what_to_pass(tmp_path):

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig
 
 from medivision.benchmarks.clock import CpuUse, now
 from medivision.data.datamodule import SRDataModule
@@ -23,16 +22,19 @@ from medivision.io.images import IMAGE_SUFFIXES
 RESEARCH_SET_TRAINING_IMAGES = 5712
 
 
-def measure_data(cfg: DictConfig, device: torch.device, loader_batches: int) -> dict:
-    """Cold preprocessing and warm start of cfg.data (in a fresh cache folder), then the loaders' rates."""
-    files = [path for path in Path(cfg.data.root).rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES]
+def measure_data(root: Path, datamodule: Callable[..., SRDataModule], device: torch.device,
+                 loader_batches: int) -> dict:
+    """Cold preprocessing and warm start of the images under `root` (in a fresh cache folder), then the loaders'
+    rates. datamodule(cache_dir=...): the configured SRDataModule of `root` with that cache folder, prepared and
+    set up."""
+    files = [path for path in Path(root).rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES]
     cpu = CpuUse.read()
     with tempfile.TemporaryDirectory(prefix="benchmark-cache-") as cache_dir:
         start = now(device)
-        cold = _set_up(cfg, cache_dir)
+        cold = datamodule(cache_dir=cache_dir)
         cold_seconds = now(device) - start
         start = now(device)
-        warm = _set_up(cfg, cache_dir)
+        warm = datamodule(cache_dir=cache_dir)
         warm_seconds = now(device) - start
     others = CpuUse.read().others_since(cpu)
     rate = len(files) / cold_seconds
@@ -67,13 +69,6 @@ def loader_rates(datamodule: SRDataModule, device: torch.device, batches: int) -
         "on_device_with_degradation_batches_per_s": _rate(on_device, batches, device, datamodule),
     }
     return {**rates, "others_cpu": CpuUse.read().others_since(cpu)}
-
-
-def _set_up(cfg: DictConfig, cache_dir: str) -> SRDataModule:
-    datamodule: SRDataModule = instantiate(cfg.data, cache_dir=cache_dir)
-    datamodule.prepare_data()
-    datamodule.setup()
-    return datamodule
 
 
 def _device_batches(datamodule: SRDataModule, device: torch.device | str) -> DeviceBatches:

@@ -4,10 +4,10 @@ CBAM follows Woo et al., "CBAM: Convolutional Block Attention Module" (ECCV 2018
 Every gate maps features [B, C, H, W] to features of the same shape, rescaled by a gate in (0, 1).
 """
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
-
-ATTENTION_KINDS = ("none", "channel", "spatial", "cbam")
 
 
 class ChannelGate(nn.Module):
@@ -61,14 +61,23 @@ def _max(x: Tensor, dim: int) -> Tensor:
     return x.max(dim=dim, keepdim=True).values
 
 
-def make_attention(kind: str, channels: int, reduction: int = 16) -> nn.Module:
-    """The gate named by `model.generator.attention`: none | channel | spatial | cbam."""
-    if kind == "none":
-        return nn.Identity()
-    if kind == "channel":
-        return ChannelGate(channels, reduction)
-    if kind == "spatial":
-        return SpatialGate()
-    if kind == "cbam":
-        return CBAM(channels, reduction)
-    raise ValueError(f"attention={kind!r} is not one of {', '.join(ATTENTION_KINDS)}")
+# (channels, reduction) -> a gate mapping [B, channels, H, W] to the same shape
+AttentionFactory = Callable[[int, int], nn.Module]
+
+# The attention types `model.generator.attention` names; a new one is one entry here (and its name in the config).
+ATTENTION: dict[str, AttentionFactory] = {
+    "none": lambda channels, reduction: nn.Identity(),
+    "channel": ChannelGate,
+    "spatial": lambda channels, reduction: SpatialGate(),
+    "cbam": CBAM,
+}
+
+
+def attention_factory(kind: str) -> AttentionFactory:
+    """The constructor of the gate named `kind` (`model.generator.attention`): none | channel | spatial | cbam.
+
+    The one check of an attention name: raises ValueError naming the kinds there are.
+    """
+    if kind not in ATTENTION:
+        raise ValueError(f"attention={kind!r} is not one of {', '.join(ATTENTION)}")
+    return ATTENTION[kind]

@@ -5,7 +5,7 @@ import math
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from medivision.nets.attention import make_attention
+from medivision.nets.attention import AttentionFactory, attention_factory
 
 # normalize: inputs darker than this are scaled as if this were their maximum, so the output of a blank image stays
 # within about this of blank.
@@ -15,9 +15,9 @@ BORDER = 4
 
 
 class ResidualBlock(nn.Module):
-    """conv-(BN)-PReLU-conv-(BN), then the attention gate, plus the skip. [B, C, H, W] -> same."""
+    """conv-(BN)-PReLU-conv-(BN), then the attention gate `attention` builds, plus the skip. [B, C, H, W] -> same."""
 
-    def __init__(self, channels: int, attention: str, batch_norm: bool, reduction: int):
+    def __init__(self, channels: int, attention: AttentionFactory, batch_norm: bool, reduction: int):
         super().__init__()
         norm = (lambda: nn.BatchNorm2d(channels)) if batch_norm else nn.Identity
         self.body = nn.Sequential(
@@ -27,7 +27,7 @@ class ResidualBlock(nn.Module):
             nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm),
             norm(),
         )
-        self.attention = make_attention(attention, channels, reduction)
+        self.attention = attention(channels, reduction)
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.attention(self.body(x))
@@ -74,9 +74,10 @@ class SRResNet(nn.Module):
         self.scale = scale
         self.bicubic_skip = bicubic_skip
         self.normalize = normalize
+        gate = attention_factory(attention)
         self.head = nn.Sequential(nn.Conv2d(in_channels, channels, 9, padding=4), nn.PReLU(channels))
         self.body = nn.Sequential(
-            *[ResidualBlock(channels, attention, batch_norm, reduction) for _ in range(blocks)],
+            *[ResidualBlock(channels, gate, batch_norm, reduction) for _ in range(blocks)],
             nn.Conv2d(channels, channels, 3, padding=1, bias=not batch_norm),
             nn.BatchNorm2d(channels) if batch_norm else nn.Identity(),
         )

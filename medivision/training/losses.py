@@ -3,119 +3,69 @@
 All image inputs are [B, 1, H, W] in [0, 1]; every loss returns a scalar tensor.
 """
 
-import logging
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.models import VGG19_Weights
-from torchvision.models.vgg import cfgs, make_layers
 
-PIXEL_KINDS = ("l1", "mse")
-ADVERSARIAL_KINDS = ("vanilla", "lsgan", "hinge", "relativistic")
+from medivision.training.vgg import load_vgg19_features, vgg19_layer_index
+
+# The pixel distances `kind`/`criterion` name: (a, b) of the same shape -> their mean distance, a scalar.
+DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"l1": F.l1_loss, "mse": F.mse_loss}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-_warned_random_vgg = False
-logger = logging.getLogger(__name__)
 
 
-def distance(a: Tensor, b: Tensor, kind: str = "l1") -> Tensor:
-    """Mean absolute (l1) or squared (mse) difference of two tensors of the same shape."""
-    if kind == "l1":
-        return F.l1_loss(a, b)
-    if kind == "mse":
-        return F.mse_loss(a, b)
-    raise ValueError(f"kind={kind!r} is not one of {', '.join(PIXEL_KINDS)}")
-
-
-def _check_weight(weight: float) -> float:
+def _check_weight(weight: float) -> None:
     if weight < 0:
         raise ValueError(f"weight={weight} must be >= 0")
-    return weight
 
 
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name}={value!r} is not one of {', '.join(choices)}")
-    return value
+def _check_kind(name: str, value: str, table: dict) -> None:
+    """The one check of a kind named in the config: a key of `table`, or an error naming the kinds there are."""
+    if value not in table:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(table)}")
+
+
+@dataclass(frozen=True)
+class PixelOptions:
+    """model.loss.pixel: `kind` l1 | mse (DISTANCES), `weight` >= 0; checked here, once."""
+
+    kind: str = "l1"
+    weight: float = 1.0
+
+    def __post_init__(self):
+        _check_kind("kind", self.kind, DISTANCES)
+        _check_weight(self.weight)
 
 
 class PixelLoss(nn.Module):
     """weight * distance(SR, HR): mean absolute (l1) or squared (mse) error."""
 
-    def __init__(self, kind: str = "l1", weight: float = 1.0):
+    def __init__(self, options: PixelOptions = PixelOptions()):
         super().__init__()
-        self.kind, self.weight = _check_choice("kind", kind, PIXEL_KINDS), _check_weight(weight)
+        self.kind, self.weight, self.distance = options.kind, options.weight, DISTANCES[options.kind]
 
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
-        return self.weight * distance(sr, hr, self.kind)
+        return self.weight * self.distance(sr, hr)
 
 
-def vgg19_layer_index(layer: str) -> int:
-    """Index in VGG19's `features` of a conv layer named like 'conv5_4' (its output, before the ReLU)."""
-    index, block, conv = 0, 1, 0
-    for entry in cfgs["E"]:  # VGG19: widths, "M" for max pooling; each conv is followed by a ReLU
-        if entry == "M":
-            index, block, conv = index + 1, block + 1, 0
-            continue
-        conv += 1
-        if f"conv{block}_{conv}" == layer:
-            return index
-        index += 2
-    raise ValueError(f"layer={layer!r} is not a VGG19 conv layer (conv1_1 ... conv5_4)")
+@dataclass(frozen=True)
+class PerceptualOptions:
+    """model.loss.perceptual: VGG19 conv `layer` (its output before the ReLU), `weights` (load_vgg19_features),
+    `criterion` l1 | mse (DISTANCES), `weight` >= 0. Kind and weight are checked here, the layer and the weights
+    file only when the loss is built (a run that does not use the term does not need them)."""
 
+    layer: str = "conv5_4"
+    weights: str = "imagenet"
+    criterion: str = "l1"
+    weight: float = 1.0
 
-def load_vgg19_features(weights: str, upto: int) -> nn.Sequential:
-    """VGG19 `features[: upto + 1]`, frozen and in eval mode.
-
-    weights: 'imagenet' (torchvision IMAGENET1K_V1 from the torch hub cache, downloaded if absent),
-    a path to a VGG19 state dict (full model or `features` only), or 'random' (tests and offline demos only).
-    """
-    global _warned_random_vgg
-    features = make_layers(cfgs["E"])
-    if weights == "imagenet":
-        features.load_state_dict(_features_only(_imagenet_state_dict()))
-    elif weights == "random":
-        if not _warned_random_vgg:
-            logger.warning("VGG19 perceptual loss uses RANDOM weights (weights=random): "
-                           "fine for tests and offline demos, not for research results.")
-            _warned_random_vgg = True
-    else:
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"weights={weights!r}: no such file. Use 'imagenet', 'random' "
-                "or the path of a VGG19 state dict."
-            )
-        state = _features_only(torch.load(path, map_location="cpu", weights_only=True))
-        missing = [key for key in features.state_dict() if key not in state]
-        if missing:
-            raise ValueError(f"{path} is not a VGG19 state dict: it lacks features.{missing[0]} and others")
-        features.load_state_dict(state)
-    features = features[: upto + 1].eval()
-    features.requires_grad_(False)
-    return features
-
-
-def _features_only(state: dict) -> dict:
-    """The `features.*` entries of a full VGG19 state dict without their prefix; others pass unchanged."""
-    if not any(key.startswith("features.") for key in state):
-        return state
-    return {key.removeprefix("features."): value for key, value in state.items() if key.startswith("features.")}
-
-
-def _imagenet_state_dict() -> dict:
-    url = VGG19_Weights.IMAGENET1K_V1.url
-    target = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
-    try:
-        return torch.hub.load_state_dict_from_url(url, progress=False, map_location="cpu", weights_only=True)
-    except Exception as error:  # offline: URLError, socket errors, HTTP errors
-        raise FileNotFoundError(
-            f"VGG19 ImageNet weights are not in the torch hub cache ({target}) and could not be downloaded "
-            f"({type(error).__name__}). Copy vgg19-dcbb9e9d.pth from {url} to {target}, or set the perceptual "
-            "loss's weights=/path/to/vgg19.pth (or =random for tests only)."
-        ) from error
+    def __post_init__(self):
+        _check_kind("criterion", self.criterion, DISTANCES)
+        _check_weight(self.weight)
 
 
 class PerceptualLoss(nn.Module):
@@ -125,11 +75,10 @@ class PerceptualLoss(nn.Module):
     submodule: it is frozen, never in an optimizer, never in a checkpoint, and follows the input's device.
     """
 
-    def __init__(self, layer: str = "conv5_4", weights: str = "imagenet", criterion: str = "l1", weight: float = 1.0):
+    def __init__(self, options: PerceptualOptions = PerceptualOptions()):
         super().__init__()
-        self.criterion = _check_choice("criterion", criterion, PIXEL_KINDS)
-        self.weight = _check_weight(weight)
-        self.__dict__["vgg"] = load_vgg19_features(weights, vgg19_layer_index(layer))
+        self.criterion, self.weight, self.distance = options.criterion, options.weight, DISTANCES[options.criterion]
+        self.__dict__["vgg"] = load_vgg19_features(options.weights, vgg19_layer_index(options.layer))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -148,58 +97,128 @@ class PerceptualLoss(nn.Module):
     def forward(self, sr: Tensor, hr: Tensor) -> Tensor:
         with torch.no_grad():
             target = self.features(hr)
-        return self.weight * distance(self.features(sr), target, self.criterion)
+        return self.weight * self.distance(self.features(sr), target)
+
+
+def _bce(logits: Tensor, is_real: bool) -> Tensor:
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, 1.0 if is_real else 0.0))
+
+
+def _squared(logits: Tensor, is_real: bool) -> Tensor:
+    return F.mse_loss(logits, torch.full_like(logits, 1.0 if is_real else 0.0))
+
+
+def _vanilla_d(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * (_bce(real, True) + _bce(fake, False))
+
+
+def _vanilla_g(fake: Tensor, real: Tensor | None) -> Tensor:
+    return _bce(fake, True)
+
+
+def _lsgan_d(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * (_squared(real, True) + _squared(fake, False))
+
+
+def _lsgan_g(fake: Tensor, real: Tensor | None) -> Tensor:
+    return _squared(fake, True)
+
+
+def _hinge_d(real: Tensor, fake: Tensor) -> Tensor:
+    return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+
+
+def _hinge_g(fake: Tensor, real: Tensor | None) -> Tensor:
+    return -fake.mean()
+
+
+def _relativistic_d(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * (_bce(real - fake.mean(), True) + _bce(fake - real.mean(), False))
+
+
+def _relativistic_g(fake: Tensor, real: Tensor | None) -> Tensor:
+    real = real.detach()
+    return 0.5 * (_bce(real - fake.mean(), False) + _bce(fake - real.mean(), True))
+
+
+@dataclass(frozen=True)
+class GanObjective:
+    """One adversarial loss on discriminator logits [B] (any real values); each function returns a scalar.
+
+    discriminator(real, fake): the loss that trains D to score `real` above `fake`.
+    generator(fake, real): the loss that trains G to make `fake` score as real; `real` is None unless
+    `uses_real` (then the logits of the batch's real images, which the loss does not train D with).
+    """
+
+    discriminator: Callable[[Tensor, Tensor], Tensor]
+    generator: Callable[[Tensor, Tensor | None], Tensor]
+    uses_real: bool = False
+
+
+# The adversarial losses `model.loss.adversarial.kind` names (functions, not lambdas: ddp_spawn pickles the module);
+# a new one is its two functions and one entry here, and its name in the config.
+ADVERSARIAL: dict[str, GanObjective] = {
+    "vanilla": GanObjective(_vanilla_d, _vanilla_g),
+    "lsgan": GanObjective(_lsgan_d, _lsgan_g),
+    "hinge": GanObjective(_hinge_d, _hinge_g),
+    # relativistic average (ESRGAN): each side scored against the mean of the other
+    "relativistic": GanObjective(_relativistic_d, _relativistic_g, uses_real=True),
+}
+
+
+@dataclass(frozen=True)
+class AdversarialOptions:
+    """model.loss.adversarial: `kind` (ADVERSARIAL), `weight` >= 0 (0: no discriminator); checked here, once."""
+
+    kind: str = "vanilla"
+    weight: float = 1.0
+
+    def __post_init__(self):
+        _check_kind("kind", self.kind, ADVERSARIAL)
+        _check_weight(self.weight)
 
 
 class AdversarialLoss(nn.Module):
-    """GAN objectives on discriminator logits [B]; the generator's term is multiplied by `weight`.
+    """The GAN objective named `kind` (vanilla: binary cross-entropy; lsgan: least squares; hinge; relativistic:
+    relativistic average) on discriminator logits [B]; the generator's term is multiplied by `weight`."""
 
-    vanilla: binary cross-entropy; lsgan: least squares; hinge; relativistic: relativistic average
-    (ESRGAN), which also needs the real logits in the generator loss.
-    """
-
-    def __init__(self, kind: str = "vanilla", weight: float = 1.0):
+    def __init__(self, options: AdversarialOptions = AdversarialOptions()):
         super().__init__()
-        self.kind, self.weight = _check_choice("kind", kind, ADVERSARIAL_KINDS), _check_weight(weight)
+        self.kind, self.weight, self.objective = options.kind, options.weight, ADVERSARIAL[options.kind]
 
     def discriminator(self, real: Tensor, fake: Tensor) -> Tensor:
         """Loss that trains D to score `real` above `fake`."""
-        if self.kind == "relativistic":
-            real, fake = real - fake.mean(), fake - real.mean()
-        if self.kind == "hinge":
-            return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-        return 0.5 * (self._target(real, True) + self._target(fake, False))
+        return self.objective.discriminator(real, fake)
 
     def generator(self, fake: Tensor, real: Tensor | None) -> Tensor:
-        """weight * the loss that trains G to make `fake` score as real. `real` is used by the relativistic
-        kind only."""
-        if self.kind == "relativistic":
-            real = real.detach()
-            loss = 0.5 * (self._target(real - fake.mean(), False) + self._target(fake - real.mean(), True))
-        elif self.kind == "hinge":
-            loss = -fake.mean()
-        else:
-            loss = self._target(fake, True)
-        return self.weight * loss
+        """weight * the loss that trains G to make `fake` score as real (`real`: see GanObjective)."""
+        return self.weight * self.objective.generator(fake, real)
 
-    def _target(self, logits: Tensor, is_real: bool) -> Tensor:
-        target = torch.full_like(logits, 1.0 if is_real else 0.0)
-        if self.kind == "lsgan":
-            return F.mse_loss(logits, target)
-        return F.binary_cross_entropy_with_logits(logits, target)
+
+@dataclass(frozen=True)
+class LossOptions:
+    """model.loss: the options of the three terms."""
+
+    pixel: PixelOptions = PixelOptions()
+    perceptual: PerceptualOptions = PerceptualOptions()
+    adversarial: AdversarialOptions = AdversarialOptions()
 
 
 class GeneratorLoss(nn.Module):
     """The generator's loss recipe: weighted pixel + perceptual + adversarial terms and their sum.
 
-    perceptual is None when its weight is 0 (or in an SRResNet run); the adversarial term is computed only with a
-    discriminator (none is built when its weight is 0); a term is left out in
+    perceptual is None when its weight is 0 (or in an SRResNet run, `gan` false); the adversarial term is computed
+    only with a discriminator (none is built when its weight is 0); a term is left out in
     pixel-only pretraining (`gan_stage` False). Images [B, 1, H, W] in [0, 1]; every term a scalar tensor.
     """
 
-    def __init__(self, pixel: PixelLoss, perceptual: PerceptualLoss | None, adversarial: AdversarialLoss | None):
+    def __init__(self, options: LossOptions, gan: bool):
         super().__init__()
-        self.pixel, self.perceptual, self.adversarial = pixel, perceptual, adversarial
+        self.pixel = PixelLoss(options.pixel)
+        uses_perceptual = gan and options.perceptual.weight > 0
+        # VGG19 is loaded only when the term is used
+        self.perceptual = PerceptualLoss(options.perceptual) if uses_perceptual else None
+        self.adversarial = AdversarialLoss(options.adversarial)
 
     def forward(self, sr: Tensor, hr: Tensor, discriminator: nn.Module | None, gan_stage: bool) -> dict[str, Tensor]:
         """{"pixel", "perceptual", "adversarial" (those that apply), "g_loss": their sum}."""
@@ -207,7 +226,7 @@ class GeneratorLoss(nn.Module):
         if gan_stage and self.perceptual is not None:
             losses["perceptual"] = self.perceptual(sr, hr)
         if gan_stage and self.adversarial is not None and discriminator is not None:
-            real = discriminator(hr).detach() if self.adversarial.kind == "relativistic" else None
+            real = discriminator(hr).detach() if self.adversarial.objective.uses_real else None
             losses["adversarial"] = self.adversarial.generator(discriminator(sr), real)
         losses["g_loss"] = sum(losses.values())
         return losses

@@ -1,12 +1,12 @@
 """The LightningModule: SRResNet pixel-loss pretraining, then the SRGAN stage, with an EMA generator."""
 
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
 from torch import Tensor, nn
-from torch.optim.lr_scheduler import MultiStepLR
 from torchmetrics import MeanMetric
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
@@ -16,10 +16,15 @@ from medivision.io.intensity import INTENSITY_POLICIES
 from medivision.nets import ClampedGenerator, Discriminator, SRResNet
 from medivision.nets.speed import apply_speed_options
 from medivision.training.ema import EMA
-from medivision.training.losses import AdversarialLoss, GeneratorLoss, PerceptualLoss, PixelLoss
+from medivision.training.losses import AdversarialOptions, GeneratorLoss, LossOptions, PerceptualOptions, PixelOptions
 from medivision.training.nan_guard import NaNGuard
+from medivision.training.schedule import Optimization, Stages
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]
+# Within `toggle(optimizer)` only that optimizer's parameters take gradients (LightningModule.toggled_optimizer).
+Toggle = Callable[[torch.optim.Optimizer], AbstractContextManager]
+# update(optimizer, loss, *earlier losses of the batch): backward of `loss`, then the optimizer's step.
+Update = Callable[..., None]
 T = TypeVar("T")
 LOSS_NAMES = ("pixel", "perceptual", "adversarial", "g_loss", "d_loss")
 
@@ -46,6 +51,11 @@ class SRModule(L.LightningModule):
     `intensity` is not used in training: checkpoints keep it, so that every tool feeds the model the way its
     data was mapped to [0, 1] (medivision.io.intensity).
 
+    The arguments are the `model` config as Hydra gives it, and checkpoints keep them as given (plain containers,
+    which load as data): `generator` and `discriminator` are the keyword arguments of SRResNet and Discriminator
+    (tools rebuild the generator from the checkpoint's copy), `loss` maps each term to its options. They are
+    checked and turned into typed values here, once: the networks, `loss_options`, `stages`, `optimization`.
+
     A batch whose loss is not finite (NaN/Inf) changes nothing: the NaN guard (medivision.training.nan_guard)
     skips each update whose gradients are not finite, holds the EMA and puts the networks' buffers (BatchNorm
     statistics, spectral-norm vectors) back, all decided on the device, so that nothing in a training step
@@ -57,9 +67,9 @@ class SRModule(L.LightningModule):
 
     def __init__(
         self,
-        generator: dict,
-        discriminator: dict,
-        loss: dict,
+        generator: Mapping[str, Any],
+        discriminator: Mapping[str, Any],
+        loss: Mapping[str, Mapping[str, Any]],
         optimizer_g: OptimizerFactory,
         optimizer_d: OptimizerFactory,
         gan: bool = True,
@@ -78,8 +88,9 @@ class SRModule(L.LightningModule):
         # train.py logs the whole Hydra config; the module keeps its own arguments for checkpoints only
         self.save_hyperparameters(ignore=["optimizer_g", "optimizer_d"], logger=False)
         self.automatic_optimization = False
-        if pretrain_epochs < 0:
-            raise ValueError(f"model.pretrain_epochs={pretrain_epochs} must be >= 0")
+        self.stages = _configured("model.", Stages, gan, pretrain_epochs)
+        self.optimization = Optimization(tuple(lr_milestones), lr_gamma, gradient_clip)
+        self.loss_options = _loss_options(loss)
         if intensity not in INTENSITY_POLICIES:
             raise ValueError(f"model.intensity={intensity!r} is not one of {', '.join(INTENSITY_POLICIES)}")
         self.guard = _configured("model.", NaNGuard, max_bad_steps=max_bad_steps)
@@ -91,10 +102,10 @@ class SRModule(L.LightningModule):
         # Not a registered submodule: it wraps ema.module, whose weights the checkpoint holds once.
         self.__dict__["served"] = ClampedGenerator(self.ema.module)
         self.scale = self.generator.scale
-        self.losses = _generator_loss(loss, gan)
-        uses_adversarial = gan and self.losses.adversarial.weight > 0
+        # of the terms, only the perceptual one can fail to build: on its VGG layer name or weights file
+        self.losses = _configured("model.loss.perceptual.", GeneratorLoss, self.loss_options, gan)
         self.discriminator = (_configured("model.discriminator.", Discriminator, **discriminator)
-                              if uses_adversarial else None)
+                              if gan and self.loss_options.adversarial.weight > 0 else None)
         self.metrics = nn.ModuleDict({"val": _metrics(), "test": _metrics()})
         # Epoch means of the training losses over the batches that were not skipped (synced across processes).
         self.epoch_losses = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in LOSS_NAMES})
@@ -107,30 +118,51 @@ class SRModule(L.LightningModule):
 
     @property
     def gan_stage(self) -> bool:
-        return self.hparams.gan and self.current_epoch >= self.hparams.pretrain_epochs
+        """Whether the current epoch trains the GAN (after pixel pretraining)."""
+        return self.stages.gan_stage(self.current_epoch)
 
     def forward(self, lr: Tensor) -> Tensor:
         """EMA generator: LR [B, 1, h, w] in [0, 1] -> SR [B, 1, 4h, 4w] clamped to [0, 1]."""
         return self.__dict__["served"](lr)
 
     def training_step(self, batch: dict, batch_idx: int) -> None:
-        lr, hr = batch["lr"], batch["hr"]
         optimizers = self.optimizers()
         opt_g, opt_d = optimizers if isinstance(optimizers, list) else (optimizers, None)
         self.guard.start_batch(self._net_buffers(), self.global_step)
+        losses = self.train_batch(batch["lr"], batch["hr"], opt_g, opt_d, self.toggled_optimizer, self._update)
+        ok = self.guard.end_batch(losses, self.trainer.strategy.reduce)
+        self.ema.update(self.generator, self.global_step, accept=ok)
+        self._log_losses(losses, ok, batch["hr"].shape[0])
+
+    def train_batch(self, lr: Tensor, hr: Tensor, opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer | None,
+                    toggle: Toggle, update: Update) -> dict[str, Tensor]:
+        """The updates of one batch (LR [B, 1, h, w], HR [B, 1, 4h, 4w], in [0, 1]): in the GAN stage the
+        discriminator block, then the generator block. Returns the losses, scalars: "d_loss" (GAN stage), "pixel",
+        "perceptual", "adversarial" (those that apply), "g_loss". `toggle` and `update` are how the caller runs an
+        optimizer: Lightning's (training_step) or plain PyTorch (medivision.benchmarks.training)."""
         sr = self.generator(lr)
         losses = {}
         if self.gan_stage and opt_d is not None:
-            with self.toggled_optimizer(opt_d):
-                losses["d_loss"] = self.losses.discriminator_loss(self.discriminator, sr, hr)
-                self._update(opt_d, losses["d_loss"])
-        with self.toggled_optimizer(opt_g):
-            earlier = [losses["d_loss"]] if "d_loss" in losses else []
-            losses.update(self.losses(sr, hr, self.discriminator, self.gan_stage))
-            self._update(opt_g, losses["g_loss"], *earlier)
-        ok = self.guard.end_batch(losses, self.trainer.strategy.reduce)
-        self.ema.update(self.generator, self.global_step, accept=ok)
-        self._log_losses(losses, ok, hr.shape[0])
+            losses["d_loss"] = self.discriminator_step(sr, hr, opt_d, toggle, update)
+        losses.update(self.generator_step(sr, hr, opt_g, toggle, update, *losses.values()))
+        return losses
+
+    def discriminator_step(self, sr: Tensor, hr: Tensor, optimizer: torch.optim.Optimizer, toggle: Toggle,
+                           update: Update) -> Tensor:
+        """D's loss on real `hr` and the generator's `sr`, detached, and D's update; returns the loss."""
+        with toggle(optimizer):
+            loss = self.losses.discriminator_loss(self.discriminator, sr, hr)
+            update(optimizer, loss)
+        return loss
+
+    def generator_step(self, sr: Tensor, hr: Tensor, optimizer: torch.optim.Optimizer, toggle: Toggle,
+                       update: Update, *earlier: Tensor) -> dict[str, Tensor]:
+        """G's losses on `sr` (those of the current stage) and G's update, which `earlier` losses of the batch
+        being non-finite also skip (NaN guard); returns the losses with their sum, "g_loss"."""
+        with toggle(optimizer):
+            losses = self.losses(sr, hr, self.discriminator, self.gan_stage)
+            update(optimizer, losses["g_loss"], *earlier)
+        return losses
 
     def _update(self, optimizer, loss: Tensor, *earlier: Tensor) -> None:
         """Backward and `optimizer`'s step, which the NaN guard skips when this or an `earlier` loss of the batch
@@ -142,8 +174,8 @@ class SRModule(L.LightningModule):
     def on_before_optimizer_step(self, optimizer) -> None:
         """Inside optimizer.step(), after the callbacks' hooks and after a mixed-precision scaler unscaled the
         gradients: clipping, then the NaN guard's update."""
-        if self.hparams.gradient_clip > 0:
-            self.clip_gradients(optimizer, gradient_clip_val=self.hparams.gradient_clip,
+        if self.optimization.gradient_clip > 0:
+            self.clip_gradients(optimizer, gradient_clip_val=self.optimization.gradient_clip,
                                 gradient_clip_algorithm="norm")
         self.guard.step(optimizer)
 
@@ -181,13 +213,11 @@ class SRModule(L.LightningModule):
         return self.guard.state()["bad_steps"]
 
     def on_train_epoch_start(self) -> None:
-        """This epoch's learning rates: every schedule is stepped once per finished epoch. Counting up to
-        current_epoch (rather than stepping at an epoch's end) also holds after resuming from a checkpoint
-        that was written at the end of an epoch, before such a step."""
+        """This epoch's learning rates, set from the milestones (EpochMultiStepLR.set_epoch): also right after
+        resuming from any checkpoint, and for the discriminator, whose optimizer first steps in the GAN stage."""
         schedulers = self.lr_schedulers()
         for scheduler in schedulers if isinstance(schedulers, list) else [schedulers]:
-            while scheduler.last_epoch < self.current_epoch:
-                scheduler.step()
+            scheduler.set_epoch(self.current_epoch)
 
     def on_train_epoch_end(self) -> None:
         self.guard.check(self.trainer)
@@ -218,14 +248,13 @@ class SRModule(L.LightningModule):
 
     def configure_optimizers(self):
         """Adam (or the configured optimizers) for G and D, each with a step decay per epoch: the learning rate
-        is multiplied by lr_gamma at every epoch in lr_milestones (MultiStepLR, stepped per epoch). The
-        schedules' names are the keys LearningRateMonitor logs (`lr/generator`, `lr/discriminator`)."""
+        is multiplied by lr_gamma at every epoch in lr_milestones (EpochMultiStepLR, set at each epoch's start).
+        The schedules' names are the keys LearningRateMonitor logs (`lr/generator`, `lr/discriminator`)."""
         optimizers = {"generator": self.optimizer_g(self.generator.parameters())}
         if self.discriminator is not None:
             optimizers["discriminator"] = self.optimizer_d(self.discriminator.parameters())
-        milestones, gamma = list(self.hparams.lr_milestones), self.hparams.lr_gamma
         return [{"optimizer": optimizer,
-                 "lr_scheduler": {"scheduler": MultiStepLR(optimizer, milestones, gamma), "name": f"lr/{net}"}}
+                 "lr_scheduler": {"scheduler": self.optimization.scheduler(optimizer), "name": f"lr/{net}"}}
                 for net, optimizer in optimizers.items()]
 
 
@@ -234,18 +263,11 @@ def _ema_generator_weights(path: str) -> dict[str, Tensor]:
     return ema_generator_weights(load_checkpoint(path), f"model.init_from={path}")
 
 
-def _generator_loss(loss: dict, gan: bool) -> GeneratorLoss:
-    """The loss recipe from model.loss ({"pixel": {...}, "perceptual": {...}, "adversarial": {...}}, each the
-    keyword arguments of its loss class). VGG19 is built only when the perceptual term is used."""
-    perceptual = loss["perceptual"]
-    if perceptual["weight"] < 0:
-        raise ValueError(f"model.loss.perceptual.weight={perceptual['weight']} must be >= 0")
-    uses_perceptual = gan and perceptual["weight"] > 0
-    return GeneratorLoss(
-        _configured("model.loss.pixel.", PixelLoss, **loss["pixel"]),
-        _configured("model.loss.perceptual.", PerceptualLoss, **perceptual) if uses_perceptual else None,
-        _configured("model.loss.adversarial.", AdversarialLoss, **loss["adversarial"]),
-    )
+def _loss_options(loss: Mapping[str, Mapping[str, Any]]) -> LossOptions:
+    """model.loss ({"pixel": {...}, "perceptual": {...}, "adversarial": {...}}) as typed, checked options."""
+    terms = {"pixel": PixelOptions, "perceptual": PerceptualOptions, "adversarial": AdversarialOptions}
+    return LossOptions(**{name: _configured(f"model.loss.{name}.", options, **loss[name])
+                          for name, options in terms.items()})
 
 
 def _configured(key: str, factory: Callable[..., T], *args, **kwargs) -> T:

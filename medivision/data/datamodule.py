@@ -111,12 +111,15 @@ class SRDataModule(L.LightningDataModule):
     def test_dataloader(self) -> DataLoader | DeviceBatches:
         return self._loader(self._ready(self.test_set), shuffle=False)
 
-    def on_after_batch_transfer(self, batch: dict[str, Tensor], dataloader_idx: int) -> dict[str, Tensor]:
+    def on_after_batch_transfer(self, batch: dict[str, Tensor] | Tensor, dataloader_idx: int) -> dict[str, Tensor]:
         """uint8 HR on the device -> float HR in [0, 1] (augmented when training) and its LR.
 
         Outside training (validating, testing, evaluate, the degradation matrix) HR and LR are looked up by each
-        image's "index" (evaluation_pair), so only validation and test images have them.
+        image's "index" (evaluation_pair), so only validation and test images have them. A bare tensor is not a
+        batch of this data but the module's example LR input (the model summary's), and passes unchanged.
         """
+        if isinstance(batch, Tensor):
+            return batch
         if self.trainer is not None and self.trainer.training:
             hr, lr = self.training_pair(batch["hr"])
             return {"hr": hr, "lr": lr, "label": batch["label"]}

@@ -102,6 +102,8 @@ class SRModule(L.LightningModule):
         # Not a registered submodule: it wraps ema.module, whose weights the checkpoint holds once.
         self.__dict__["served"] = ClampedGenerator(self.ema.module)
         self.scale = self.generator.scale
+        # One 32x32 LR slice (the research protocol's), so Lightning's model summary counts FLOPs instead of 0.
+        self.example_input_array = torch.zeros(1, 1, 32, 32)
         # of the terms, only the perceptual one can fail to build: on its VGG layer name or weights file
         self.losses = _configured("model.loss.perceptual.", GeneratorLoss, self.loss_options, gan)
         self.discriminator = (_configured("model.discriminator.", Discriminator, **discriminator)

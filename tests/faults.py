@@ -1,6 +1,6 @@
 """Faults for real training runs, switched on through the configs: NaN batches, crashes while saving.
 
-Used as `data._target_=tests.faults.NaNBatches` and `+callbacks.x._target_=tests.faults.KillWhileSaving`
+Used as `data._target_=tests.faults.nan_batches` and `+callbacks.x._target_=tests.faults.KillWhileSaving`
 in runs of medivision.train, in-process or in a subprocess (which then needs the repository on sys.path).
 """
 
@@ -14,6 +14,7 @@ import lightning as L
 import torch
 
 from medivision.data.datamodule import SRDataModule
+from medivision.data.settings import data_settings
 
 
 class NaNBatches(SRDataModule):
@@ -22,19 +23,25 @@ class NaNBatches(SRDataModule):
     Batches are counted from 0 over the whole run. NaN LR makes SR, and so every loss, NaN.
     """
 
-    def __init__(self, *args, nan_batches: Sequence[int] = (), nan_from: int | None = None, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, nan_batches: Sequence[int] = (), nan_from: int | None = None, **groups) -> None:
+        super().__init__(*args, **groups)
         self.nan_batches = set(nan_batches)
         self.nan_from = nan_from
         self.training_batches = 0
 
     def on_after_batch_transfer(self, batch: dict, dataloader_idx: int) -> dict:
         batch = super().on_after_batch_transfer(batch, dataloader_idx)
-        if self.trainer is not None and self.trainer.training:
+        # a bare tensor is the module's example input (the model summary's), not a training batch
+        if self.trainer is not None and self.trainer.training and isinstance(batch, dict):
             number, self.training_batches = self.training_batches, self.training_batches + 1
             if number in self.nan_batches or (self.nan_from is not None and number >= self.nan_from):
                 batch["lr"] = torch.full_like(batch["lr"], float("nan"))
         return batch
+
+
+def nan_batches(nan_batches: Sequence[int] = (), nan_from: int | None = None, **config) -> NaNBatches:
+    """NaNBatches from the flat data.* keys, as medivision.data.settings.data_module builds SRDataModule."""
+    return NaNBatches(**data_settings(**config), nan_batches=nan_batches, nan_from=nan_from)
 
 
 class _Unpicklable:

@@ -63,7 +63,7 @@ PRECISIONS = {
     pytest.param(True, "16-mixed", marks=pytest.mark.slow),
 ])
 def test_a_nan_batch_is_skipped_and_counted(fused, precision, kaggle_root, tmp_path):
-    cfg = compose_train(tiny(kaggle_root, tmp_path, "data._target_=tests.faults.NaNBatches", "+data.nan_batches=[1]",
+    cfg = compose_train(tiny(kaggle_root, tmp_path, "data._target_=tests.faults.nan_batches", "+data.nan_batches=[1]",
                              "model.pretrain_epochs=0", "trainer.limit_train_batches=4", "logger=csv",
                              f"model.optimizer_g.fused={fused}", f"model.optimizer_d.fused={fused}"))
     weights = Weights()
@@ -84,7 +84,7 @@ def test_a_nan_batch_is_skipped_and_counted(fused, precision, kaggle_root, tmp_p
 
 def test_too_many_bad_batches_in_a_row_stop_the_run_and_keep_the_last_checkpoint(kaggle_root, tmp_path):
     # Batches 2, 3, 4 are bad; the check after batch 4 (every 5 batches) stops the run, mid-epoch.
-    cfg = compose_train(tiny(kaggle_root, tmp_path, "data._target_=tests.faults.NaNBatches", "+data.nan_from=2",
+    cfg = compose_train(tiny(kaggle_root, tmp_path, "data._target_=tests.faults.nan_batches", "+data.nan_from=2",
                              "model.max_bad_steps=3", "model.pretrain_epochs=1", "trainer.limit_train_batches=8",
                              "trainer.log_every_n_steps=5", "callbacks.last_checkpoint.every_n_train_steps=1",
                              "logger=none"))

@@ -86,6 +86,12 @@ def data_module(**config: Any) -> SRDataModule:
     naming every wrong key. Then the source's files are found (DataError naming data.root and the fix)."""
     from medivision.data.datamodule import SRDataModule
 
+    return SRDataModule(**data_settings(**config))
+
+
+def data_settings(**config: Any) -> dict[str, Any]:
+    """The typed groups SRDataModule takes, by argument name, from the flat `data.*` keys; ValueError naming
+    every wrong key."""
     config.pop("_target_", None)
     unknown = [f"data.{key} is not a setting; the settings are {', '.join(_KEYS)}" for key in config
                if key not in _KEYS]
@@ -100,7 +106,7 @@ def data_module(**config: Any) -> SRDataModule:
     values["source"]["contrast"] = ContrastOptions.from_config(config.get("contrast"))
     values["lowres"]["options"] = DegradationOptions.from_config(config.get("degradation_options"))
     values["augmentation"]["intensity"] = IntensityAugment.from_config(config.get("intensity_augment"))
-    return SRDataModule(**{group: _GROUPS[group](**given) for group, given in values.items()})
+    return {group: _GROUPS[group](**given) for group, given in values.items()}
 
 
 def _problems(config: Mapping[str, Any]) -> list[str]:

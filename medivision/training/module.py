@@ -197,6 +197,10 @@ class SRModule(L.LightningModule):
             mean.update(torch.where(ok, value.detach(), 0.0), ok * float(batch_size))
             self.log(f"train/{name}_epoch", mean, on_step=False, on_epoch=True)
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit":  # before anything runs the model, the model summary's example input included
+            self.guard.check_precision(self.trainer)
+
     def on_fit_start(self) -> None:
         self.guard.setup(self.trainer, self.device)
 

@@ -61,12 +61,15 @@ class NaNGuard(nn.Module):
         self._saved: list[Tensor] = []
         self._global_step = 0
 
-    def setup(self, trainer: L.Trainer, device: torch.device) -> None:
-        """Use Lightning's GradScaler when the precision has one (16-mixed), else one of our own at scale 1.
-        float16 weights (16-true) are refused: GradScaler cannot check their gradients."""
+    @staticmethod
+    def check_precision(trainer: L.Trainer) -> None:
+        """Refuse float16 weights (16-true): GradScaler cannot check their gradients."""
         if str(trainer.precision) == "16-true":
             raise ValueError("trainer.precision=16-true keeps float16 weights, whose non-finite updates the NaN guard "
                              "cannot skip: use trainer.precision=16-mixed or bf16-mixed")
+
+    def setup(self, trainer: L.Trainer, device: torch.device) -> None:
+        """Use Lightning's GradScaler when the precision has one (16-mixed), else one of our own at scale 1."""
         lightning_scaler = getattr(trainer.precision_plugin, "scaler", None)
         self.scaler = None if lightning_scaler is not None else torch.amp.GradScaler(device.type, init_scale=1.0)
 

@@ -32,6 +32,7 @@ with train_extra("medivision.benchmark"):
     from medivision.inference.checkpoints import TrainedGenerator, load_generator
     from medivision.nets import SRResNet
     from medivision.training.launching import command_line_overrides
+    from medivision.training.notices import silence_third_party_notices
 
 SECTIONS = ("training", "inference", "data")
 
@@ -47,6 +48,7 @@ def main(cfg: DictConfig) -> None:
 
 def benchmark(cfg: DictConfig) -> dict:
     """Run the sections in cfg.benchmark.sections, write the JSON report and return it."""
+    silence_third_party_notices()
     settings = cfg.benchmark
     _check(settings)
     trained = load_generator(cfg.ckpt) if cfg.ckpt else None  # a bad file stops the run before any measuring

@@ -39,7 +39,7 @@ def main(cfg: DictConfig) -> float | None:
 
 def train(cfg: DictConfig) -> float | None:
     """Fit `cfg.model` on `cfg.data`, validate (and test) the best checkpoint, print where things are."""
-    silence_third_party_notices()
+    silence_third_party_notices(resuming=cfg.ckpt_path is not None)
     # Everything a user can get wrong is checked before the first network (and VGG19's weights) is built.
     datamodule = instantiate(cfg.data)  # finds the data: a wrong data.root or layout stops the run here
     if cfg.ckpt_path is not None and str(cfg.ckpt_path).split(":")[0] not in LIGHTNING_CKPT_PATHS:

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medivision.training.notices import silence_third_party_notices
 from tests.training import REPO, tiny
 
 KAGGLE_CLASSES = ("glioma", "meningioma", "notumor", "pituitary")
@@ -34,6 +36,14 @@ def _repository_changes() -> set[str] | None:
         return None
     paths = {line[3:] for line in result.stdout.splitlines() if line[:2] in ("??", "!!")}  # new files only
     return {path for path in paths if not path.startswith(_OWN_FILES) and "__pycache__/" not in path}
+
+
+@pytest.fixture(autouse=True)
+def third_party_notices_silenced() -> None:
+    """What the commands silence (pytest resets warning filters for every test, so here, in each), and
+    Lightning's hint that a tiny test set has fewer batches than the logging interval, which it has on purpose."""
+    silence_third_party_notices()
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the logging")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,6 +24,7 @@ def ddp_overrides(data_root: Path, out: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Be aware that when using `ckpt_path`")  # validation only: no callbacks needed
 def test_two_process_ddp_matches_one_process_validation(kaggle_root, tmp_path):
     out = tmp_path / "run"
     overrides = ddp_overrides(kaggle_root, out)

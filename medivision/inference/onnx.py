@@ -24,6 +24,9 @@ class OnnxSR:
         options.intra_op_num_threads = threads
         providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if device.startswith("cuda") else [
             "CPUExecutionProvider"]
+        # Asked for first, so ONNX Runtime does not warn of a provider it lacks before the error says so.
+        if providers[0] not in onnxruntime.get_available_providers():
+            raise _no_provider(device, providers[0], onnxruntime.__version__)
         try:
             self.session = onnxruntime.InferenceSession(str(path), options, providers=providers)
         except Exception as error:  # onnxruntime raises its own exception types for every kind of bad file
@@ -31,9 +34,8 @@ class OnnxSR:
                 f"{path} cannot be loaded as an ONNX model (truncated or not ONNX): {one_line(error)}; "
                 f"write one with `medivision-export ckpt=... format=onnx`"
             ) from error
-        if providers[0] not in self.session.get_providers():
-            raise ValueError(f"device={device}: this onnxruntime ({onnxruntime.__version__}) has no "
-                             f"{providers[0]}; use device=cpu, or install onnxruntime-gpu")
+        if providers[0] not in self.session.get_providers():  # installed, but with no device it can use
+            raise _no_provider(device, providers[0], onnxruntime.__version__)
         metadata = self.session.get_modelmeta().custom_metadata_map
         if "scale" not in metadata or "generator" not in metadata:
             raise ValueError(f"{path} is an ONNX model without MediVision's metadata (scale, generator): it holds "
@@ -48,3 +50,8 @@ class OnnxSR:
 
     def __call__(self, lr: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(lr, dtype=np.float32)})[0]
+
+
+def _no_provider(device: str, provider: str, version: str) -> ValueError:
+    return ValueError(f"device={device}: this onnxruntime ({version}) has no {provider}; use device=cpu, or install "
+                      "onnxruntime-gpu")

@@ -111,7 +111,11 @@ class SRModule(L.LightningModule):
         self.metrics = nn.ModuleDict({"val": _metrics(), "test": _metrics()})
         # Epoch means of the training losses over the batches that were not skipped (synced across processes).
         self.epoch_losses = nn.ModuleDict({name: MeanMetric(nan_strategy="disable") for name in LOSS_NAMES})
-        # Only now, after the EMA copy: compiling in place wraps a module's own call, which a copy must not share.
+        self._apply_speed_options(channels_last, compile)
+
+    def _apply_speed_options(self, channels_last: bool, compile: bool) -> None:
+        """model.channels_last and model.compile, applied only now, after the EMA copy: compiling in place wraps a
+        module's own call, which a copy must not share (the EMA generator is not compiled)."""
         vgg = self.losses.perceptual.network if self.losses.perceptual is not None else None
         for network in (self.generator, self.discriminator, vgg):
             if network is not None:

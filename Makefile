@@ -27,7 +27,7 @@ lock:  ## re-resolve the newest versions pyproject.toml allows into constraints.
 	mv .lock-venv/constraints.txt $(CONSTRAINTS)
 	rm -rf .lock-venv
 
-demo: $(STAMP)  ## on embedded data: SRGAN on the MNI152 slices, then the general recipe on synthetic contrasts (CPU, ~10 min)
+demo: $(STAMP)  ## on embedded data: SRGAN on the MNI152 slices, then the general recipe on synthetic contrasts (CPU, 9 min)
 	$(PY) -m medivision.train +experiment=demo
 	$(PY) -m medivision.train +experiment=general_demo
 

@@ -5,6 +5,7 @@ All image inputs are [B, 1, H, W] in [0, 1]; every loss returns a scalar tensor.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -30,15 +31,24 @@ def _check_kind(name: str, value: str, table: dict) -> None:
 
 
 @dataclass(frozen=True)
-class PixelOptions:
-    """model.loss.pixel: `kind` l1 | mse (DISTANCES), `weight` >= 0; checked here, once."""
+class _KindAndWeight:
+    """A loss term's options: `kind`, a key of the class's KINDS table, and `weight` >= 0; checked here, once."""
 
-    kind: str = "l1"
+    KINDS: ClassVar[dict] = {}
+    kind: str = ""
     weight: float = 1.0
 
     def __post_init__(self):
-        _check_kind("kind", self.kind, DISTANCES)
+        _check_kind("kind", self.kind, self.KINDS)
         _check_weight(self.weight)
+
+
+@dataclass(frozen=True)
+class PixelOptions(_KindAndWeight):
+    """model.loss.pixel: `kind` l1 | mse (DISTANCES), `weight` >= 0."""
+
+    KINDS: ClassVar[dict] = DISTANCES
+    kind: str = "l1"
 
 
 class PixelLoss(nn.Module):
@@ -167,15 +177,11 @@ ADVERSARIAL: dict[str, GanObjective] = {
 
 
 @dataclass(frozen=True)
-class AdversarialOptions:
-    """model.loss.adversarial: `kind` (ADVERSARIAL), `weight` >= 0 (0: no discriminator); checked here, once."""
+class AdversarialOptions(_KindAndWeight):
+    """model.loss.adversarial: `kind` (ADVERSARIAL), `weight` >= 0 (0: no discriminator)."""
 
+    KINDS: ClassVar[dict] = ADVERSARIAL
     kind: str = "vanilla"
-    weight: float = 1.0
-
-    def __post_init__(self):
-        _check_kind("kind", self.kind, ADVERSARIAL)
-        _check_weight(self.weight)
 
 
 class AdversarialLoss(nn.Module):

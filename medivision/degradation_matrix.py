@@ -44,11 +44,12 @@ def degradation_matrix(cfg: DictConfig) -> tuple[str, Path]:
     unknown = [kind for kind in cfg.degradations if kind not in DEGRADATIONS]
     if unknown or not cfg.degradations:
         raise ValueError(f"degradations={list(cfg.degradations)} must be a non-empty list of {', '.join(DEGRADATIONS)}")
+    # every kind's data (and its settings' checks) before any model is loaded or evaluated
+    datamodules: dict[str, SRDataModule] = {kind: instantiate(cfg.data, degradation=kind) for kind in cfg.degradations}
     runs = find_runs(cfg.runs, cfg.checkpoint)
     models = {run.label: load_model(run.checkpoint, cfg.device) for run in runs}
     rows = []
-    for kind in cfg.degradations:
-        datamodule: SRDataModule = instantiate(cfg.data, degradation=kind)
+    for kind, datamodule in datamodules.items():
         for run in runs:
             check_compatible(models[run.label], datamodule, str(run.checkpoint))
         numbers = evaluate_on(models, datamodule)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from medivision.data.degradation_options import DegradationOptions, ForwardModel, options_problems
 from medivision.data.slice_profile import PROFILES
-from medivision.inference.ensemble import check_ensemble
+from medivision.inference.ensemble import Ensemble, check_ensemble
 from medivision.inference.model_file import BUNDLED_THICK_MODEL
 from medivision.inference.models import load_model
 from medivision.inference.pipeline import Upscaler, process
@@ -56,7 +56,7 @@ def enhance(cfg: DictConfig) -> RunSummary:
     A file that fails at any step (read, decode, model, write) is skipped with its reason and the rest is
     done. Raises ValueError when nothing was written, or with cfg.strict when anything was skipped.
     """
-    check(cfg)
+    ensemble = check(cfg)
     todo = plan(cfg.input, cfg.output, cfg.dicom_format, cfg.overwrite, cfg.allow_inside_input, cfg.uncertainty)
     if cfg.through_plane:
         return enhance_thick(cfg, todo)
@@ -67,8 +67,8 @@ def enhance(cfg: DictConfig) -> RunSummary:
                                                                              **(cfg.degradation_options or {})}
     forward = ForwardModel.of(cfg.degradation or model.degradation, DegradationOptions.from_config(options))
     upscaler = Upscaler(model, forward, cfg.tile, cfg.overlap, cfg.batch_size, cfg.consistency,
-                        cfg.consistency_iterations, cfg.ensemble)
-    run = RunSummary(model.name, cfg.ensemble, todo.ignored)
+                        cfg.consistency_iterations, ensemble)
+    run = RunSummary(model.name, ensemble, todo.ignored)
     notes = Notes.of(model.scale, model.name, cfg.uncertainty)
     start = time.perf_counter()
     # the bar counts images: one per file until a file is read, then its slices or frames
@@ -120,9 +120,10 @@ def finish(cfg: DictConfig, run: RunSummary, start: float, inputs: int) -> RunSu
     return run
 
 
-def check(cfg: DictConfig) -> None:
-    """The values of cfg that need no file to be wrong: ValueError naming the key and the fix."""
-    check_ensemble(cfg.ensemble, cfg.uncertainty and not cfg.through_plane)
+def check(cfg: DictConfig) -> Ensemble:
+    """The values of cfg that need no file to be wrong: ValueError naming the key and the fix. Returns the
+    checked ensemble."""
+    ensemble = check_ensemble(cfg.ensemble, cfg.uncertainty and not cfg.through_plane)
     if cfg.through_plane and cfg.ensemble != 1:
         raise ValueError("ensemble=8 is for the in-plane mode; through_plane=true averages its two through-plane "
                          "orientations instead, and uncertainty=true maps where they disagree")
@@ -138,6 +139,7 @@ def check(cfg: DictConfig) -> None:
     problems = options_problems(cfg.degradation_options)
     if problems:
         raise ValueError("; ".join("degradation_options" + problem for problem in problems))
+    return ensemble
 
 
 if __name__ == "__main__":

@@ -240,7 +240,7 @@ def test_four_dimensional_nifti(tiny_checkpoint, tmp_path):
 
 def test_empty_folder(tiny_checkpoint, tmp_path):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ValueError, match="empty holds no PNG/JPEG/TIFF images, DICOM files"):
+    with pytest.raises(ValueError, match="empty holds no PNG/JPEG/TIFF images, NIfTI volumes"):
         run(tiny_checkpoint, tmp_path / "empty", tmp_path / "out")
 
 
@@ -254,5 +254,5 @@ def test_command_line_error_is_one_line(tiny_checkpoint, tmp_path):
     )
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        f"medivision.enhance: input={tmp_path / 'empty'} holds no PNG/JPEG/TIFF images, DICOM files (.dcm or "
-        "with a DICM preamble) or NIfTI volumes (.nii/.nii.gz) (searched recursively)"]
+        f"medivision.enhance: input={tmp_path / 'empty'} holds no PNG/JPEG/TIFF images, NIfTI volumes "
+        "(.nii/.nii.gz) or DICOM files (.dcm or with a DICM preamble) (searched recursively)"]

@@ -15,7 +15,7 @@ from medivision.enhance import enhance
 from medivision.evaluate import evaluate
 from medivision.export import export
 from medivision.inference.ensemble import self_ensemble
-from medivision.inference.model_file import FORMAT, bundled_model_path, read_model_file
+from medivision.inference.model_file import FORMAT, bundled_model_path, read_model_file, write_model_file
 from medivision.inference.models import load_model
 from medivision.io.errors import one_line_errors
 from tests.clinic import brain_slices, compose_config
@@ -61,6 +61,15 @@ def test_files_that_are_no_model_get_one_line(tmp_path, capsys):
     error = _load_error(notes, capsys)
     assert "ckpt=" in error and "notes.txt is none of a checkpoint (.ckpt, from medivision.train), an ONNX file " \
         "(.onnx, from medivision.export) or a safetensors model file" in error and len(error.splitlines()) == 1
+
+
+def test_a_model_file_recording_an_unknown_intensity_policy_is_one_line(tmp_path, capsys):
+    weights, metadata = read_model_file(bundled_model_path(".safetensors"))
+    foreign = tmp_path / "foreign.safetensors"
+    write_model_file(weights, {**metadata, "intensity": "percentile"}, foreign)
+    error = _load_error(foreign, capsys)
+    assert "records intensity='percentile', which is not one of minmax, dtype" in error
+    assert len(error.splitlines()) == 1
 
 
 def test_the_bundled_model_is_small_and_carries_its_provenance():

@@ -1,6 +1,7 @@
 """The README as a newcomer reads it: its configuration table lists every config group and option there is, and
 every command it shows composes as written (each key exists, each group option is found)."""
 
+import importlib
 import re
 from pathlib import Path
 
@@ -62,6 +63,16 @@ def test_every_readme_command_composes_as_written(config, overrides, tmp_path):
         key, value = override.lstrip("+").split("=", 1)
         if "/" not in key and key not in ("experiment", "hparams_search") and OmegaConf.select(cfg, key) is None:
             pytest.fail(f"{override}: {key} is not in the composed {config} config")
+
+
+def test_the_registry_table_names_tables_that_exist():
+    section = README.split("Each kind of thing a config names is defined once", 1)[1]
+    rows = re.search(r"\n(\|.*\|\n)+", section).group(0).strip().splitlines()[2:]
+    named = [(path, name) for row in rows for path, name in re.findall(r"`([\w/]+)\.py` `([A-Z_]+)`", row)]
+    assert len(named) >= 8
+    for path, name in named:
+        table = getattr(importlib.import_module("medivision." + path.replace("/", ".")), name)
+        assert isinstance(table, dict) and table, f"{path}.py {name}"
 
 
 def test_there_are_commands_to_check():

@@ -73,7 +73,7 @@ def degrade(
 
     hr: float [B, C, H, W] in [0, 1] on any device, H and W divisible by `scale` (1 for `slices`, 2 or more for
     the others). Returns float [B, C, H/scale, W/scale] in [0, 1] on the same device, in the same dtype.
-    kind: one of KINDS with a scale it allows, checked where the config enters (the data module, enhance).
+    kind: one of KINDS with a scale it allows, checked where the config enters (medivision.data.settings).
     options: the kinds' settings (None: the defaults). seeds: one int per image for reproducible draws
     (see sample_seeds); None draws afresh. noise=False gives the noise-free forward model that data
     consistency compares with (kspace_noise -> kspace, blur_noise -> the PSF alone); a `random` mix has no

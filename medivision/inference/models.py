@@ -16,6 +16,7 @@ import numpy as np
 from medivision.inference.model_file import BUNDLED_MODEL, MODEL_FILES, bundled_model_path, short_commit
 from medivision.inference.onnx import OnnxSR
 from medivision.io.errors import TRAIN_EXTRA
+from medivision.io.intensity import INTENSITY_POLICIES
 
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("cpu", "cuda")
@@ -51,12 +52,21 @@ def load_model(path: str | Path | None, device: str = "cpu", precision: str = "f
         model = _load(bundled_model_path(".safetensors" if torch_backend else ".onnx", bundled), device, precision,
                       threads)
         model.name = f"the bundled {bundled} model {model.name} (commit {short_commit(model.provenance['commit'])})"
-        return model
+        return _checked(model)
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"ckpt={path} does not exist: pass {_described()}, or no ckpt for the bundled "
                                 "general model")
-    return _load(path, device, precision, threads)
+    return _checked(_load(path, device, precision, threads))
+
+
+def _checked(model: SRModel) -> SRModel:
+    """`model`, unless the intensity policy its file records is none this version knows (enhance and the node map
+    their inputs with it)."""
+    if model.intensity not in INTENSITY_POLICIES:
+        raise ValueError(f"{model.name} records intensity={model.intensity!r}, which is not one of "
+                         f"{', '.join(INTENSITY_POLICIES)}: it was written by another version of MediVision")
+    return model
 
 
 def check_device(device: str) -> str:

@@ -51,11 +51,11 @@ def _dicom_output_problem(target: Path, dicom_format: str) -> str | None:
 FORMATS = {
     "image": Format("PNG/JPEG/TIFF images", "images", lambda path: path.suffix.lower() in IMAGE_SUFFIXES,
                     lambda source, _: source.stem + output_suffix(source), _image_output_problem),
-    "dicom": Format("DICOM files (.dcm or with a DICM preamble)", "dicom", looks_like_dicom, _dicom_output_name,
-                    _dicom_output_problem),
     "nifti": Format("NIfTI volumes (.nii/.nii.gz)", "nifti", is_nifti, lambda source, _: source.name,
                     lambda target, _: None if is_nifti(target) else
                     "name a .nii or .nii.gz file or an existing folder for a NIfTI input"),
+    "dicom": Format("DICOM files (.dcm or with a DICM preamble)", "dicom", looks_like_dicom, _dicom_output_name,
+                    _dicom_output_problem),
 }
 
 

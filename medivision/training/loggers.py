@@ -34,7 +34,7 @@ def wandb_logger(save_dir: str, project: str, mode: str = "auto", log_model: boo
     logger = WandbLogger(project=project, save_dir=save_dir, mode=mode, offline=mode == "offline",
                          log_model=checkpoint_artifacts(mode, log_model), **kwargs)
     # Lightning always passes wandb.init an `anonymous` setting, which W&B warns has no effect: leave it out.
-    logger._wandb_init.pop("anonymous", None)
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
     return logger
 
 

@@ -20,6 +20,7 @@ from pynetdicom import AE, evt
 from pynetdicom.sop_class import CTImageStorage, MRImageStorage, Verification
 
 from medivision.node.node import Node, Settings
+from medivision.node.spool import Spool
 from medivision.node.worker import Destination
 from tests.clinic import write_dicom_series
 from tests.test_bad_input import run_command
@@ -288,3 +289,19 @@ def test_instances_arriving_while_their_series_is_taken_are_enhanced_too(node, t
         pacs.close()
     assert len(pacs.received) == 3 and len({derived.SeriesInstanceUID for derived in pacs.received}) == 1
     assert not list(running.spool.root.rglob("*.dcm"))
+
+
+def test_the_spool_size_skips_a_series_folder_claimed_while_it_counts(tmp_path, monkeypatch):
+    spool = Spool(tmp_path / "spool", max_instance_bytes=1000, max_total_bytes=10_000)
+    for series, size in (("a", 10), ("b", 100)):
+        (spool.incoming / series).mkdir(parents=True)
+        (spool.incoming / series / "1.dcm").write_bytes(b"x" * size)
+    listed = os.scandir
+
+    def scandir(path):  # series "b" is renamed by the worker after its parent was listed
+        if Path(path).name == "b":
+            raise FileNotFoundError(path)
+        return listed(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    assert spool.used() == 10

@@ -86,13 +86,16 @@ class Spool:
         return claimed
 
     def used(self) -> int:
-        """Bytes in the spool (files renamed or removed by another thread meanwhile are not counted)."""
+        """Bytes in the spool. Folders and files that another thread renames or removes during the count (the
+        worker claims and finishes series meanwhile) are not counted: os.walk skips a folder it cannot list."""
         total = 0
-        for path in self.root.rglob("*.dcm"):
-            try:
-                total += path.stat().st_size
-            except FileNotFoundError:
-                pass
+        for folder, _, names in os.walk(self.root):
+            for name in names:
+                if name.endswith(".dcm"):
+                    try:
+                        total += os.stat(os.path.join(folder, name)).st_size
+                    except FileNotFoundError:
+                        pass
         return total
 
     def complete(self, quiet_seconds: float) -> list[Path]:

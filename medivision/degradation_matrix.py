@@ -44,9 +44,9 @@ def degradation_matrix(cfg: DictConfig) -> tuple[str, Path]:
     unknown = [kind for kind in cfg.degradations if kind not in DEGRADATIONS]
     if unknown or not cfg.degradations:
         raise ValueError(f"degradations={list(cfg.degradations)} must be a non-empty list of {', '.join(DEGRADATIONS)}")
+    runs = find_runs(cfg.runs, cfg.checkpoint)
     # every kind's data (and its settings' checks) before any model is loaded or evaluated
     datamodules: dict[str, SRDataModule] = {kind: instantiate(cfg.data, degradation=kind) for kind in cfg.degradations}
-    runs = find_runs(cfg.runs, cfg.checkpoint)
     models = {run.label: load_model(run.checkpoint, cfg.device) for run in runs}
     rows = []
     for kind, datamodule in datamodules.items():

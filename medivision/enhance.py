@@ -25,7 +25,8 @@ import hydra
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from medivision.data.degradation_options import DegradationOptions, ForwardModel, options_problems
+from medivision.data.degradation_options import DegradationOptions, ForwardModel
+from medivision.data.options import option_problems
 from medivision.data.slice_profile import PROFILES
 from medivision.inference.ensemble import Ensemble, check_ensemble
 from medivision.inference.model_file import BUNDLED_THICK_MODEL
@@ -136,7 +137,7 @@ def check(cfg: DictConfig) -> Ensemble:
         raise ValueError(f"slice_profile={cfg.slice_profile!r} is not one of {', '.join(PROFILES)}")
     if cfg.adapt_seconds <= 0:
         raise ValueError(f"adapt_seconds={cfg.adapt_seconds} must be positive")
-    problems = options_problems(cfg.degradation_options)
+    problems = option_problems(cfg.degradation_options, DegradationOptions)
     if problems:
         raise ValueError("; ".join("degradation_options" + problem for problem in problems))
     return ensemble

@@ -3,7 +3,6 @@ every command it shows composes as written (each key exists, each group option i
 
 import importlib
 import re
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -76,4 +75,4 @@ def test_the_registry_table_names_tables_that_exist():
 
 
 def test_there_are_commands_to_check():
-    assert len(readme_commands()) > 30 and Path(CONF_DIR / "train.yaml").is_file()
+    assert len(readme_commands()) > 30

@@ -5,8 +5,9 @@ import pytest
 import torch
 from scipy.ndimage import map_coordinates
 
-from medivision.data.degradation_options import DegradationOptions, options_problems
+from medivision.data.degradation_options import DegradationOptions
 from medivision.data.degradations import degrade, sample_seeds
+from medivision.data.options import option_problems
 from medivision.data.settings import data_module
 from medivision.data.slice_profile import SliceGeometry, interpolation_matrix, profile_matrix
 from medivision.inference.through_plane import interpolate
@@ -85,8 +86,10 @@ def test_slices_and_only_slices_keep_the_hr_grid():
 
 
 def test_slices_options_are_checked():
-    assert options_problems({"slice_factor": [2, 6], "slice_gap": 0.2, "slice_profiles": ["rect"]}) == []
-    problems = options_problems({"slice_factor": [2, 12], "slice_profiles": ["box"], "slice_gap": [0.5, 0.1]})
+    fine = {"slice_factor": [2, 6], "slice_gap": 0.2, "slice_profiles": ["rect"]}
+    assert option_problems(fine, DegradationOptions) == []
+    problems = option_problems({"slice_factor": [2, 12], "slice_profiles": ["box"], "slice_gap": [0.5, 0.1]},
+                               DegradationOptions)
     assert len(problems) == 3 and "slice_factor" in problems[0]
     options = DegradationOptions.from_config({"slice_factor": 3})
     assert options.slice_factor == (3.0, 3.0)

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from medivision.data.acquisition import rician_magnitude
 from medivision.data.intensity_augment import apply_gamma
-from medivision.data.options import mapping_problems, settings_from
+from medivision.data.options import choices_from, number_in, option, settings_from
 
 TEMPLATE = "template"
 # Mean intensity ranges of (GM, WM, CSF, non-brain) before scaling to the image's maximum. The CSF-bright
@@ -56,52 +56,33 @@ HEAD_SHRINK = (0.72, 0.9)  # the maps' scale when a head is drawn around them, t
 _UNIFORMS = ("family", "gm", "wm", "csf", "other", "bias", "blur", "noise", "rotation", "zoom",
              "head", "shrink", "skull", "fat", "skin", "skull_level", "fat_level", "skin_level")
 _STREAM = 7  # mixed into each image's seed, so its contrast draws differ from its degradation's
+_POSITIVE = "must be a number >= 0"
 
 
 @dataclass(frozen=True)
 class ContrastOptions:
     """`data.contrast`: how synthetic images are drawn (see the module docstring)."""
 
-    families: tuple[str, ...] = FAMILY_NAMES  # drawn uniformly per image, from FAMILY_NAMES
-    bias: float = 0.3  # largest std of the log bias field (0: none)
-    gamma: float = 0.3  # std of log(gamma) (0: none)
-    blur: float = 0.5  # HR blur: Gaussian std in HR pixels, drawn from [0, blur] (0: none)
-    noise: float = 0.0  # HR Rician noise std, drawn from [0, noise], full intensity = 1 (0: none)
-    rotation: float = 10.0  # training: rotation drawn from [-rotation, rotation] degrees
-    zoom: float = 0.1  # training: scale drawn from [1 - zoom, 1 + zoom]
-    head: float = 0.0  # probability of a head (skull, scalp fat, skin) around the brain
+    # drawn uniformly per image, from FAMILY_NAMES
+    families: tuple[str, ...] = option(FAMILY_NAMES, choices_from(FAMILY_NAMES),
+                                       f"must be a non-empty list of {', '.join(FAMILY_NAMES)}")
+    bias: float = option(0.3, number_in(0), _POSITIVE)  # largest std of the log bias field (0: none)
+    gamma: float = option(0.3, number_in(0), _POSITIVE)  # std of log(gamma) (0: none)
+    # HR blur: Gaussian std in HR pixels, drawn from [0, blur] (0: none)
+    blur: float = option(0.5, number_in(0), _POSITIVE)
+    # HR Rician noise std, drawn from [0, noise], full intensity = 1 (0: none)
+    noise: float = option(0.0, number_in(0), _POSITIVE)
+    # training: rotation drawn from [-rotation, rotation] degrees
+    rotation: float = option(10.0, number_in(0), _POSITIVE)
+    # training: scale drawn from [1 - zoom, 1 + zoom]
+    zoom: float = option(0.1, number_in(0, 1, high_open=True), "must be a number in [0, 1)")
+    # probability of a head (skull, scalp fat, skin) around the brain
+    head: float = option(0.0, number_in(0, 1), "must be a probability in [0, 1]")
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> ContrastOptions:
-        """Options from a config mapping (missing keys keep their defaults); callers check it first with
-        contrast_problems; a bad mapping raises ValueError."""
-        return settings_from(cls, options, contrast_problems(options), "contrast")
-
-
-def contrast_problems(options: Mapping[str, Any] | None) -> list[str]:
-    """What is wrong with a contrast mapping ([] when fine), each problem written to follow the caller's key."""
-    if options is None:
-        return []
-    problems = mapping_problems(options, ContrastOptions)
-    if not isinstance(options, Mapping):
-        return problems
-    families = options.get("families", FAMILY_NAMES)
-    if isinstance(families, str) or not isinstance(families, Sequence) or not families or not set(families) <= set(
-        FAMILY_NAMES
-    ):
-        problems.append(f".families={list(families) if isinstance(families, Sequence) else families!r} must be a "
-                        f"non-empty list of {', '.join(FAMILY_NAMES)}")
-    for name in ("bias", "gamma", "blur", "noise", "rotation"):
-        value = options.get(name, 0.0)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            problems.append(f".{name}={value!r} must be a number >= 0")
-    zoom = options.get("zoom", 0.0)
-    if not isinstance(zoom, (int, float)) or isinstance(zoom, bool) or not 0 <= zoom < 1:
-        problems.append(f".zoom={zoom!r} must be a number in [0, 1)")
-    head = options.get("head", 0.0)
-    if not isinstance(head, (int, float)) or isinstance(head, bool) or not 0 <= head <= 1:
-        problems.append(f".head={head!r} must be a probability in [0, 1]")
-    return problems
+        """Options from a config mapping (missing keys keep their defaults); a bad mapping raises ValueError."""
+        return settings_from(cls, options, "contrast")
 
 
 class ContrastDraws(NamedTuple):

@@ -14,7 +14,7 @@ from medivision.data.operators import WINDOWS, degrade_array
 from medivision.data.options import (
     choices_from,
     is_number,
-    mapping_problems,
+    number_in,
     number_range,
     option,
     settings_from,
@@ -59,7 +59,7 @@ class DegradationOptions:
     # taper of the kept k-space band
     window: str = option("none", WINDOWS.__contains__, f"is not one of {', '.join(WINDOWS)}")
     # tukey: the fraction of the band that tapers (0: none, 1: Hann)
-    tukey_alpha: float = option(0.5, lambda alpha: is_number(alpha) and 0 <= alpha <= 1, "must be a number in [0, 1]")
+    tukey_alpha: float = option(0.5, number_in(0, 1), "must be a number in [0, 1]")
     # noise std range, full intensity = 1
     noise: tuple[float, float] = option(
         (0.01, 0.04), within(0, 1, high_open=True),
@@ -82,15 +82,9 @@ class DegradationOptions:
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> DegradationOptions:
-        """Options from a config mapping (missing keys keep their defaults). Callers check the mapping first with
-        options_problems, which lets them name their own config key; a bad mapping raises ValueError."""
-        return settings_from(cls, options, options_problems(options), "degradation_options")
-
-
-def options_problems(options: Mapping[str, Any] | None) -> list[str]:
-    """What is wrong with a degradation options mapping; [] when it is fine. Each problem is written to follow
-    the name the caller's config gives the mapping: ".window='x' is not one of ..." or "=... must be ..."."""
-    return [] if options is None else mapping_problems(options, DegradationOptions)
+        """Options from a config mapping (missing keys keep their defaults); a bad one raises ValueError. Callers
+        that name their own config key check it first with option_problems(options, DegradationOptions)."""
+        return settings_from(cls, options, "degradation_options")
 
 
 class ForwardModel(NamedTuple):

@@ -17,16 +17,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from medivision.data.options import mapping_problems, settings_from
+from medivision.data.options import number_in, option, settings_from
 
 
 @dataclass(frozen=True)
 class IntensityAugment:
     """`data.intensity_augment` (see the module docstring)."""
 
-    gamma: float = 0.0  # std of log(gamma); 0: off
-    contrast: float = 0.0  # largest relative contrast change, in [0, 1); 0: off
-    invert: float = 0.0  # probability of inverting an image, in [0, 1]; 0: off
+    gamma: float = option(0.0, number_in(0), "must be a number >= 0")  # std of log(gamma); 0: off
+    # largest relative contrast change, in [0, 1); 0: off
+    contrast: float = option(0.0, number_in(0, 1, high_open=True), "must be a number in [0, 1)")
+    # probability of inverting an image, in [0, 1]; 0: off
+    invert: float = option(0.0, number_in(0, 1), "must be a probability in [0, 1]")
 
     @property
     def active(self) -> bool:
@@ -34,24 +36,8 @@ class IntensityAugment:
 
     @classmethod
     def from_config(cls, options: Mapping[str, Any] | None) -> IntensityAugment:
-        """Settings from a config mapping (missing keys are 0); check it first with augment_problems."""
-        return settings_from(cls, options, augment_problems(options), "intensity_augment")
-
-
-def augment_problems(options: Mapping[str, Any] | None) -> list[str]:
-    """What is wrong with an intensity_augment mapping ([] when fine), written to follow the caller's key."""
-    if options is None:
-        return []
-    problems = mapping_problems(options, IntensityAugment)
-    if not isinstance(options, Mapping):
-        return problems
-    limits = {"gamma": (0.0, float("inf"), "a number >= 0"), "contrast": (0.0, 0.999999, "a number in [0, 1)"),
-              "invert": (0.0, 1.0, "a probability in [0, 1]")}
-    for name, (low, high, what) in limits.items():
-        value = options.get(name, 0.0)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not low <= value <= high:
-            problems.append(f".{name}={value!r} must be {what}")
-    return problems
+        """Settings from a config mapping (missing keys are 0); a bad mapping raises ValueError."""
+        return settings_from(cls, options, "intensity_augment")
 
 
 def augment_intensity(hr: Tensor, options: IntensityAugment) -> Tensor:

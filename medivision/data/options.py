@@ -19,10 +19,12 @@ def option(default: Any, check: Callable[[Any], bool], requirement: str,
     return field(default=default, metadata={"check": check, "requirement": requirement, "convert": convert})
 
 
-def mapping_problems(options: Any, settings: type) -> list[str]:
-    """Problems of a config mapping meant for the dataclass `settings`: not a mapping, keys it lacks, or values
-    its fields' checks refuse. Each is written to follow the caller's config key: "=... must be a mapping",
-    ".name is not an option; ..." or ".name=value must be ..."."""
+def option_problems(options: Any, settings: type) -> list[str]:
+    """Problems of a config mapping meant for the dataclass `settings` ([] for None, which keeps the defaults):
+    not a mapping, keys it lacks, or values its fields' checks refuse. Each is written to follow the caller's
+    config key: "=... must be a mapping", ".name is not an option; ..." or ".name=value must be ..."."""
+    if options is None:
+        return []
     if not isinstance(options, Mapping):
         return [f"={options!r} must be a mapping of option: value"]
     declared = {entry.name: entry for entry in fields(settings)}
@@ -35,9 +37,10 @@ def mapping_problems(options: Any, settings: type) -> list[str]:
     return problems
 
 
-def settings_from(settings: type[T], options: Mapping[str, Any] | None, problems: list[str], key: str) -> T:
-    """The dataclass `settings` from a config mapping checked beforehand (`problems`, written to follow `key`,
-    raise ValueError); missing keys keep their defaults, and values take their fields' types."""
+def settings_from(settings: type[T], options: Mapping[str, Any] | None, key: str) -> T:
+    """The dataclass `settings` from a config mapping; ValueError naming `key` when option_problems finds any.
+    Missing keys keep their defaults, and values take their fields' types."""
+    problems = option_problems(options, settings)
     if problems:
         raise ValueError("; ".join(key + problem for problem in problems))
     declared = {entry.name: entry for entry in fields(settings)}
@@ -62,6 +65,13 @@ def number_range(value: Any) -> tuple[float, float]:
     if isinstance(value, str) or not isinstance(value, Sequence) or len(value) != 2 or not all(map(is_number, value)):
         raise TypeError(value)
     return float(value[0]), float(value[1])
+
+
+def number_in(low: float, high: float = float("inf"), high_open: bool = False) -> Callable[[Any], bool]:
+    """The check of one number with low <= value <= high (< high with high_open)."""
+    def check(value: Any) -> bool:
+        return is_number(value) and low <= value and (value < high if high_open else value <= high)
+    return check
 
 
 def within(low_bound: float, high_bound: float, high_open: bool = False) -> Callable[[Any], bool]:

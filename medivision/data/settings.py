@@ -11,9 +11,10 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from medivision.data.build import EMBEDDED, SOURCES
-from medivision.data.contrast import ContrastOptions, contrast_problems
-from medivision.data.degradation_options import KINDS, THROUGH_PLANE_KINDS, DegradationOptions, options_problems
-from medivision.data.intensity_augment import IntensityAugment, augment_problems
+from medivision.data.contrast import ContrastOptions
+from medivision.data.degradation_options import KINDS, THROUGH_PLANE_KINDS, DegradationOptions
+from medivision.data.intensity_augment import IntensityAugment
+from medivision.data.options import option_problems
 from medivision.data.volumes import PLANES
 from medivision.io.intensity import INTENSITY_POLICIES
 
@@ -115,8 +116,9 @@ def _problems(config: Mapping[str, Any]) -> list[str]:
                 if key not in ("contrast", "degradation_options", "intensity_augment")}
     return (_source_problems(settings) + _lowres_problems(settings, config.get("degradation_options"))
             + _split_problems(settings) + _loading_problems(settings)
-            + [f"data.contrast{problem}" for problem in contrast_problems(config.get("contrast"))]
-            + [f"data.intensity_augment{problem}" for problem in augment_problems(config.get("intensity_augment"))])
+            + [f"data.contrast{problem}" for problem in option_problems(config.get("contrast"), ContrastOptions)]
+            + [f"data.intensity_augment{problem}"
+               for problem in option_problems(config.get("intensity_augment"), IntensityAugment)])
 
 
 def _source_problems(settings: Mapping[str, Any]) -> list[str]:
@@ -152,7 +154,7 @@ def _lowres_problems(settings: Mapping[str, Any], options: Mapping[str, Any] | N
     elif KINDS[kind].through_plane != (scale == 1):
         problems.append(f"data.degradation={kind} with data.scale={scale}: the through-plane kinds "
                         f"({', '.join(THROUGH_PLANE_KINDS)}) and only they keep the HR grid, data.scale=1")
-    return problems + [f"data.degradation_options{problem}" for problem in options_problems(options)]
+    return problems + [f"data.degradation_options{problem}" for problem in option_problems(options, DegradationOptions)]
 
 
 def _split_problems(settings: Mapping[str, Any]) -> list[str]:

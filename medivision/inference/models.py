@@ -79,8 +79,8 @@ def check_device(device: str) -> str:
 
 
 def _load(path: Path, device: str, precision: str, threads: int) -> SRModel:
-    known, backend = path.suffix.lower() in MODEL_FILES, MODEL_FILES.get(path.suffix.lower(), ("", "torch"))[1]
-    if backend == "onnx":
+    known = MODEL_FILES.get(path.suffix.lower())  # (what it is, backend); None: tried as a PyTorch file
+    if known and known[1] == "onnx":
         if precision != "fp32":
             raise ValueError(f"precision={precision} applies to checkpoints and model files; {path.name} is an ONNX "
                              "file, which runs in float32: use precision=fp32 or the .safetensors/.ckpt file")

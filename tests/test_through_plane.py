@@ -74,6 +74,15 @@ def test_identity_model_gives_the_consistent_interpolation_and_both_orientations
     assert result.lr_psnr > 40 and not result.disagreement.any()
 
 
+def test_the_disagreement_map_is_half_the_difference_of_the_two_orientations():
+    truth = np.moveaxis(real_volume(), 1, 0)[:40]
+    geometry = SliceGeometry(4.0, 4.0)
+    acquired = acquire(truth, geometry, 10)
+    # brighter by 0.02 in one orientation only (its images are 25 wide)
+    result = ThroughPlane(lambda images: images + 0.02 * (images.shape[-1] == 25), geometry)(acquired)
+    np.testing.assert_allclose(result.disagreement, 0.01, atol=1e-6)
+
+
 def test_enhance_makes_a_thick_volume_isotropic_in_place(thick_checkpoint, tmp_path):
     source, truth = thick_file(tmp_path / "thick.nii.gz")
     summary = run(thick_checkpoint, source, tmp_path / "iso.nii.gz", "through_plane=true", "adapt=false",
@@ -208,7 +217,7 @@ def test_the_gate_names_each_case_where_the_prior_does_not_beat_cubic_b_spline()
         "anatomical 4x, 4 px rect: prior 31.00 dB / 0.8900 against 30.00 dB / 0.9000"]  # mni152 is not evidence
 
 
-def test_thick_benchmark_refuses_a_bad_case(thick_checkpoint):
+def test_thick_benchmark_refuses_a_bad_case():
     from medivision.thick_benchmark import check
 
     with pytest.raises(ValueError, match="needs factor .* and at most that thickness"):

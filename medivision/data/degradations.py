@@ -56,9 +56,9 @@ SLICE_BANK = 256
 class Draws(NamedTuple):
     """The random numbers of one batch: everything a random degradation needs, drawn in one place."""
 
-    kind: Tensor  # float [B] uniform in [0, 1): picks the kind of `random`
+    kind: Tensor  # float [B] uniform in [0, 1): picks the kind of `random`, the slab geometry of `slices`
     level: Tensor  # float [B] uniform in [0, 1): where sigma lies in the noise range
-    noise: Tensor  # float [B, 2, C, h, w] standard normal: real and imaginary noise channels
+    noise: Tensor | None  # float [B, 2, C, h, w] standard normal (real and imaginary channels); None: no noise
 
 
 def degrade(
@@ -86,7 +86,7 @@ def degrade(
         raise ValueError(f"got {len(seeds)} seeds for a batch of {len(hr)} images")
     spec = KINDS[kind]
     # Draws that are not noise (the slab geometry of `slices`) are made whether or not noise is wanted.
-    draws = random_draws(hr, scale, seeds) if spec.draws and (noise or not spec.noise) else None
+    draws = random_draws(hr, scale, seeds, spec.noise) if spec.draws and (noise or not spec.noise) else None
     return _degrade(hr, scale, kind, options or DegradationOptions(), draws).clamp(0.0, 1.0)
 
 
@@ -156,19 +156,22 @@ def _sigma(options: DegradationOptions, draws: Draws) -> Tensor:
     return (low + (high - low) * draws.level).view(-1, 1, 1, 1)
 
 
-def random_draws(hr: Tensor, scale: int, seeds: Sequence[int] | None = None) -> Draws:
-    """The draws for a batch hr [B, C, H, W]: from each image's seed on the CPU, or afresh on hr's device."""
+def random_draws(hr: Tensor, scale: int, seeds: Sequence[int] | None = None, noise: bool = True) -> Draws:
+    """The draws for a batch hr [B, C, H, W]: from each image's seed on the CPU, or afresh on hr's device; without
+    `noise` (a kind whose draws are only its pick, `slices`), Draws.noise is None."""
     batch, channels, height, width = hr.shape
     shape = (2, channels, height // scale, width // scale)
     if seeds is None:
         uniform = torch.rand(2, batch, device=hr.device, dtype=hr.dtype)
-        return Draws(uniform[0], uniform[1], torch.randn(batch, *shape, device=hr.device, dtype=hr.dtype))
+        normal = torch.randn(batch, *shape, device=hr.device, dtype=hr.dtype) if noise else None
+        return Draws(uniform[0], uniform[1], normal)
     # numpy's seeding uses every bit of a large seed (torch's CPU generator keeps only the low 32).
     generators = [np.random.default_rng(int(seed)) for seed in seeds]
-    uniform = torch.from_numpy(np.stack([rng.random(2) for rng in generators]))
-    noise = torch.from_numpy(np.stack([rng.standard_normal(shape, dtype=np.float32) for rng in generators]))
-    uniform = uniform.to(hr.device, hr.dtype)
-    return Draws(uniform[:, 0], uniform[:, 1], noise.to(hr.device, hr.dtype))
+    uniform = torch.from_numpy(np.stack([rng.random(2) for rng in generators])).to(hr.device, hr.dtype)
+    if not noise:
+        return Draws(uniform[:, 0], uniform[:, 1], None)
+    normal = torch.from_numpy(np.stack([rng.standard_normal(shape, dtype=np.float32) for rng in generators]))
+    return Draws(uniform[:, 0], uniform[:, 1], normal.to(hr.device, hr.dtype))
 
 
 def sample_seeds(seed: int, index: Tensor) -> list[int]:

@@ -124,7 +124,4 @@ def _crops(inputs: list[Tensor], targets: list[Tensor], batch_size: int, patch: 
             continue
         low.append(source[index, :, top:top + size, left:left + size])
         high.append(crop)
-    if len({tuple(crop.shape) for crop in high}) > 1:  # orientations of different sizes: cut to the smallest
-        size = min(min(crop.shape[-2:]) for crop in high)
-        low, high = [crop[..., :size, :size] for crop in low], [crop[..., :size, :size] for crop in high]
     return torch.stack(low), torch.stack(high)

@@ -58,7 +58,8 @@ def slab_consistent(volume: np.ndarray, acquired: np.ndarray, geometry: SliceGeo
     slices, pixels = acquired.shape[0], volume.shape[0]
     spline = interpolation_matrix(geometry, pixels, slices)
     correction = (spline @ np.linalg.inv(profile_matrix(geometry, pixels, slices) @ spline)).astype(np.float32)
+    volume = volume.astype(np.float32, copy=True)
     for _ in range(iterations):
-        residual = acquired - acquire(volume, geometry, slices)
-        volume = np.clip(volume + np.tensordot(correction, residual, axes=(1, 0)), 0.0, 1.0).astype(np.float32)
+        volume += np.tensordot(correction, acquired - acquire(volume, geometry, slices), axes=(1, 0))
+        np.clip(volume, 0.0, 1.0, out=volume)
     return volume
